@@ -1,0 +1,29 @@
+"""The base every aggregate here shares: each event records who caused it and why.
+
+The actor and correlation id are dataclass fields with factories that read the request
+context (`domain.context`), so they are filled when an event is created and read back
+from storage like any other field: no mapper tricks, and replay never re-reads the context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from eventsourcing.domain import Aggregate
+
+from domain.context import current_actor, current_correlation_id
+
+__all__ = ["TracedAggregate"]
+
+
+class TracedAggregate(Aggregate):
+    """An aggregate whose events carry their actor and correlation id."""
+
+    class Event(Aggregate.Event):
+        actor: str = field(default_factory=current_actor, kw_only=True)
+        """Who caused the event: the JWT subject, or `system`."""
+        correlation_id: str = field(default_factory=current_correlation_id, kw_only=True)
+        """The request (X-Request-ID) that caused the event."""
+
+    class Created(Event, Aggregate.Created):
+        pass

@@ -1,0 +1,58 @@
+"""The service: one application, so customers, appointments and tickets share one global log.
+
+One log gives each projection one subscription and lets a command save several aggregates
+atomically. The commands live in one mixin per aggregate; this module wires them together.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Mapping
+
+from eventsourcing.persistence import JSONTranscoder
+
+from domain.customer_commands import CustomerCommands
+from domain.sealing import SecretSealer
+from domain.transcodings import TRANSCODINGS
+from domain.write_path import Idempotency, Receipt
+
+__all__ = ["CustomerService", "Idempotency", "Receipt"]
+
+
+class _Counter:
+    """In-memory customer numbers, for tests and the in-memory store."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            return next(self._numbers)
+
+
+class CustomerService(CustomerCommands):
+    """The CRM's commands and queries over one event store."""
+
+    name = "crm"
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        sealer: SecretSealer,
+        next_customer_number: Callable[[], int] | None = None,
+        phone_region: str = "US",
+        newsletter_default: bool = True,
+    ) -> None:
+        super().__init__(env)
+        self.sealer = sealer
+        self.next_customer_number = next_customer_number or _Counter()
+        self.phone_region = phone_region
+        self.newsletter_default = newsletter_default
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for transcoding in TRANSCODINGS:
+            transcoder.register(transcoding)

@@ -1,0 +1,118 @@
+"""The write path every command shares: decide on fresh state, save atomically, retry lost races.
+
+Each command loads what it needs, lets the aggregates decide, and saves everything it
+changed in ONE atomic save: the aggregate's events, the reservations of unique values,
+and the memory of an idempotent request. A save that loses a race (another writer got
+the version or the reservation first) is retried from a fresh read a few times; the
+fresh read then either succeeds or gives the precise refusal (taken, stale version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import ConflictError, NotFoundError, VersionMismatchError
+from domain.idempotency import IdempotentRequest
+
+__all__ = ["Change", "Idempotency", "Receipt", "WritePath"]
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A request's Idempotency-Key, scoped to its caller, and the fingerprint of its content."""
+
+    record_id: UUID
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a command answers with."""
+
+    aggregate_id: UUID
+    version: int
+    """The aggregate's version after the command (its ETag)."""
+    position: int
+    """Global position of the command's last event (X-Event-Position); for a replayed
+    request, the head of the log when it was replayed, which is never before the first."""
+    result: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
+
+
+@dataclass
+class Change:
+    """What one attempt of a command decided: the aggregates to save and what to answer."""
+
+    aggregate_id: UUID
+    version: int
+    result: dict[str, Any]
+    to_save: list[Aggregate]
+
+
+class WritePath(Application[UUID]):
+    """An application whose commands go through `execute`."""
+
+    def execute(self, attempt: Callable[[], Change], idempotency: Idempotency | None) -> Receipt:
+        """Run `attempt` and save what it decided; replay a keyed request's first outcome."""
+        if idempotency and (earlier := self._earlier_outcome(idempotency)):
+            return earlier
+        for _ in range(MAX_ATTEMPTS):
+            change = attempt()
+            to_save = list(change.to_save)
+            if idempotency:
+                to_save.append(
+                    IdempotentRequest.record(
+                        idempotency.record_id,
+                        idempotency.fingerprint,
+                        change.aggregate_id,
+                        change.version,
+                        change.result,
+                    )
+                )
+            try:
+                recordings = self.save(*to_save)
+            except IntegrityError:
+                # Lost a race: a concurrent identical request, a newer version, or a
+                # reservation taken meanwhile. The next attempt reads again and decides.
+                if idempotency and (earlier := self._earlier_outcome(idempotency)):
+                    return earlier
+                continue
+            position = max((r.notification.id for r in recordings), default=0)
+            return Receipt(change.aggregate_id, change.version, position, change.result)
+        raise ConflictError("the customer kept changing while this command ran; try again")
+
+    def _earlier_outcome(self, idempotency: Idempotency) -> Receipt | None:
+        try:
+            record: Aggregate = self.repository.get(idempotency.record_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(record, IdempotentRequest)
+        record.check_same_request(idempotency.fingerprint)
+        return Receipt(
+            record.aggregate_id,
+            record.aggregate_version,
+            self.recorder.max_notification_id() or 0,
+            record.result,
+            replayed=True,
+        )
+
+    def load(self, aggregate_id: UUID, kind: type[Aggregate], expected_version: int | None) -> Any:
+        """The aggregate of that kind, checked against the version the caller saw."""
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(kind.__name__.lower(), aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise NotFoundError(kind.__name__.lower(), aggregate_id)
+        if expected_version is not None and expected_version != aggregate.version:
+            raise VersionMismatchError(expected_version, aggregate.version)
+        return aggregate
