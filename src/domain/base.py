@@ -7,13 +7,15 @@ from storage like any other field: no mapper tricks, and replay never re-reads t
 
 from __future__ import annotations
 
+import re
 from dataclasses import field
+from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 from domain.context import current_actor, current_correlation_id
 
-__all__ = ["TracedAggregate"]
+__all__ = ["TracedAggregate", "event_name"]
 
 
 class TracedAggregate(Aggregate):
@@ -27,3 +29,14 @@ class TracedAggregate(Aggregate):
 
     class Created(Event, Aggregate.Created):
         pass
+
+
+def event_name(event: Any) -> str:
+    """The public name of an event, as in NATS subjects: `Customer.ProfileChanged` →
+    `customer.profile_changed`."""
+    aggregate, _, kind = type(event).__qualname__.rpartition(".")
+    return f"{_snake(aggregate)}.{_snake(kind)}"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

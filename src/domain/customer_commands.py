@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.customers import Customer
-from domain.errors import ImmutableFieldError, NotFoundError
+from domain.errors import ImmutableFieldError, NotFoundError, RuleViolationError
 from domain.reservations import UNIQUE_FIELDS, Reservation, reservation_id
 from domain.sealing import SecretSealer
 from domain.values import Address, Profile, normalise_email, normalise_phone
@@ -38,8 +38,12 @@ class CustomerCommands(WritePath):
         values = self._normalised(dict(fields))
         addresses = [Address(address_id=uuid4(), **a) for a in values.pop("addresses", ())]
         given_number = values.pop("customer_number", None)
+        unknown = set(values) - set(Profile.field_names())
+        if unknown:
+            raise RuleViolationError(sorted(unknown)[0], "not a registration field")
         values.setdefault("newsletter", self.newsletter_default)
-        profile = Profile.from_dict(values)
+        # A missing first_name is refused by check_rules like a blank one.
+        profile = Profile.from_dict({"first_name": None, **values})
         profile.check_rules()
 
         def attempt() -> Change:
@@ -50,8 +54,10 @@ class CustomerCommands(WritePath):
                 self._claim(name, value, customer_id)
                 for name, value in _unique_values(profile, given_number).items()
             ]
-            number = given_number or self._allocate_customer_number()
-            if not given_number:
+            number = (
+                given_number if given_number is not None else self._allocate_customer_number()
+            )
+            if given_number is None:
                 claims.append(self._claim("customer_number", number, customer_id))
             customer = Customer.register(
                 customer_number=number,
@@ -384,6 +390,10 @@ class CustomerCommands(WritePath):
                 return number
 
     def _normalised(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Contact points as stored; a blank one means none (it must not be reserved as "")."""
+        for name in ("email", "mobile_phone", "phone", "username"):
+            if isinstance(values.get(name), str) and not values[name].strip():
+                values[name] = None
         if values.get("email"):
             values["email"] = normalise_email(values["email"])
         for name in ("mobile_phone", "phone"):

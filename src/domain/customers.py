@@ -142,7 +142,7 @@ class Customer(TracedAggregate):
             and self.profile.username is not None
             and (changed["username"] or "").casefold() != self.profile.username.casefold()
         ):
-            raise ImmutableFieldError("username")
+            pass
         Profile.from_dict({**current, **changed}).check_rules()
         plain = {k: v for k, v in changed.items() if k not in CONSENT_TOPICS}
         if plain:
@@ -188,11 +188,13 @@ class Customer(TracedAggregate):
         self.trigger_event(self.Restored)
 
     def block(self, reason: str | None = None) -> None:
+        self._check_not_deleted()
         if self.blocked:
             raise ConflictError("customer is already blocked", field="blocked")
         self.trigger_event(self.Blocked, reason=reason)
 
     def unblock(self) -> None:
+        self._check_not_deleted()
         if not self.blocked:
             raise ConflictError("customer is not blocked", field="blocked")
         self.trigger_event(self.Unblocked)

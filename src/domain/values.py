@@ -30,6 +30,17 @@ __all__ = [
 
 NOTIFICATION_CHANNELS = ("email", "sms")
 MAX_ASSIGNED_STAFF = 2
+NOT_NULL_FIELDS = (
+    "source",
+    "assigned_staff_ids",
+    "newsletter",
+    "promotional_sms",
+    "notification_channels",
+    "gps_tracking_visible",
+    "send_registration_email",
+    "custom_fields",
+)
+"""Fields with a default but no "unknown": a merge-patch null cannot clear them."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,7 @@ class Profile:
         """Rebuild from stored JSON, where tuples came back as lists."""
         values = dict(data)
         for name in ("assigned_staff_ids", "notification_channels"):
-            if name in values:
+            if values.get(name) is not None:  # a null is left for check_rules to refuse
                 values[name] = tuple(values[name])
         return cls(**values)
 
@@ -89,8 +100,11 @@ class Profile:
 
     def check_rules(self) -> None:
         """Raise RuleViolationError for the first value the business does not allow."""
-        if not self.first_name.strip():
+        if not isinstance(self.first_name, str) or not self.first_name.strip():
             raise RuleViolationError("first_name", "first_name must not be blank")
+        for name in NOT_NULL_FIELDS:
+            if getattr(self, name) is None:
+                raise RuleViolationError(name, f"{name} cannot be null")
         if len(self.assigned_staff_ids) > MAX_ASSIGNED_STAFF:
             raise RuleViolationError(
                 "assigned_staff_ids", f"at most {MAX_ASSIGNED_STAFF} staff can be assigned"

@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from domain.errors import ConflictError, NotFoundError, VersionMismatchError
+from domain.errors import ConflictError, DomainError, NotFoundError, VersionMismatchError
 from domain.idempotency import IdempotentRequest
 
 __all__ = ["Change", "Idempotency", "Receipt", "WritePath"]
@@ -66,7 +66,14 @@ class WritePath(Application[UUID]):
         if idempotency and (earlier := self._earlier_outcome(idempotency)):
             return earlier
         for _ in range(MAX_ATTEMPTS):
-            change = attempt()
+            try:
+                change = attempt()
+            except DomainError:
+                # A concurrent twin of this keyed request may have just won: its effect
+                # (say, the email now taken) is then no refusal but the answer to replay.
+                if idempotency and (earlier := self._earlier_outcome(idempotency)):
+                    return earlier
+                raise
             to_save = list(change.to_save)
             if idempotency:
                 to_save.append(

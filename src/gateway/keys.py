@@ -7,9 +7,14 @@ handlers (which `routes.py` imports) can read them without importing `app.py`.
     app[SETTINGS_KEY]    the settings object given to create_app
     app[SERVICE_KEY]     the domain application (None in framework-only tests)
     app[REGISTRY_KEY]    this app's Prometheus registry (add your own metrics to it)
+    app[METRICS_KEY]     the HTTP request counter and latency histogram
     app[EXECUTOR_KEY]    the bounded thread pool for synchronous calls (set at startup)
+    app[VERIFIER_KEY]    the bearer-token verifier built from settings.jwt_secret
+    app[READINESS_KEY]   the named probes /readyz runs
+    app[OPENAPI_KEY]     the serialised OpenAPI document (built at startup)
     request[REQUEST_ID_KEY]  the accepted or generated X-Request-ID
     request[PRINCIPAL_KEY]   the verified token's principal (absent on open routes)
+    request[ACTOR_KEY]       the principal's sub, for the access log
 """
 
 from __future__ import annotations

@@ -1,0 +1,560 @@
+"""The customer resource: registration, profile, lifecycle and the parts of the record.
+
+Each handler only translates: it validates the body, checks who may see the customer,
+calls one service method in the thread pool and answers with ETag, X-Event-Position
+and, for what it created, Location. Refusals come back from the domain as exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain.errors import NotFoundError
+from domain.idempotency import idempotency_id
+from domain.service import CustomerService, Idempotency, Receipt
+from gateway.auth import Role, can_see_customer, principal, requires
+from gateway.keys import SERVICE_KEY
+from gateway.operations import operation
+from gateway.problems import FieldError, Problem
+from gateway.representations import customer_out, event_out
+from gateway.requests import (
+    command_headers,
+    idempotency_key,
+    json_response,
+    optional_if_match,
+    parse_query,
+    path_uuid,
+    read_json,
+    require_if_match,
+)
+from gateway.schemas import (
+    AddressIn,
+    BlockIn,
+    CommandOut,
+    ContactIn,
+    CreditIn,
+    CustomerOut,
+    CustomerPatch,
+    CustomerRegistration,
+    EventsPage,
+    KeyCustodyIn,
+    NoteIn,
+    PriceIn,
+    RegisteredOut,
+    SystemIn,
+    SystemPatch,
+)
+from gateway.threads import run_sync
+from infrastructure.eventstore import event_positions
+
+__all__ = ["add_routes"]
+
+STAFF: tuple[Role, ...] = ("admin", "staff", "service")
+COMMAND_HEADERS = ("ETag", "X-Event-Position")
+CREATED_HEADERS = ("ETag", "X-Event-Position", "Location")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/v1/customers", register)
+    r.add_get("/v1/customers/{id}", get_customer)
+    r.add_patch("/v1/customers/{id}", patch_customer)
+    r.add_delete("/v1/customers/{id}", delete_customer)
+    r.add_post("/v1/customers/{id}/restore", restore_customer)
+    r.add_post("/v1/customers/{id}/block", block_customer)
+    r.add_post("/v1/customers/{id}/unblock", unblock_customer)
+    r.add_get("/v1/customers/{id}/events", customer_events)
+    r.add_post("/v1/customers/{id}/notes", add_note)
+    r.add_delete("/v1/customers/{id}/notes/{part_id}", remove_note)
+    r.add_post("/v1/customers/{id}/contacts", add_contact)
+    r.add_delete("/v1/customers/{id}/contacts/{part_id}", remove_contact)
+    r.add_post("/v1/customers/{id}/addresses", add_address)
+    r.add_delete("/v1/customers/{id}/addresses/{part_id}", remove_address)
+    r.add_post("/v1/customers/{id}/systems", install_system)
+    r.add_patch("/v1/customers/{id}/systems/{part_id}", change_system)
+    r.add_delete("/v1/customers/{id}/systems/{part_id}", remove_system)
+    r.add_put("/v1/customers/{id}/keys", hand_keys)
+    r.add_put("/v1/customers/{id}/prices/{service_id}", set_price)
+    r.add_post("/v1/customers/{id}/credits", add_credit)
+
+
+# ---- registration and the record ----------------------------------------------------------
+
+
+@operation(
+    "Register a customer",
+    tag="customers",
+    request=CustomerRegistration,
+    responses={201: RegisteredOut},
+    response_headers=CREATED_HEADERS,
+)
+@requires(*STAFF)
+async def register(request: web.Request) -> web.Response:
+    body = await read_json(request, CustomerRegistration)
+    receipt = await run_sync(
+        request,
+        _service(request).register_customer,
+        body.model_dump(exclude_none=True),
+        await _idempotency(request),
+    )
+    location = f"/v1/customers/{receipt.aggregate_id}"
+    return _answer(receipt, RegisteredOut, status=201, location=location)
+
+
+class CustomerQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    as_of: AwareDatetime | None = None
+    """The state at this moment (RFC 3339 with an offset)."""
+    version: int | None = Field(default=None, ge=1)
+    """The state at this version."""
+
+
+@operation(
+    "Get a customer, now or as it was",
+    tag="customers",
+    query=CustomerQuery,
+    responses={200: CustomerOut},
+    response_headers=("ETag",),
+)
+async def get_customer(request: web.Request) -> web.Response:
+    customer_id = _visible_customer_id(request)
+    query = parse_query(request, CustomerQuery)
+    customer = await run_sync(
+        request,
+        _service(request).get_customer,
+        customer_id,
+        version=query.version,
+        as_of=query.as_of,
+    )
+    return json_response(customer_out(customer), headers={"ETag": f'"{customer.version}"'})
+
+
+@operation(
+    "Change profile fields (JSON merge patch)",
+    tag="customers",
+    request=CustomerPatch,
+    responses={200: CustomerOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def patch_customer(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    expected = require_if_match(request)
+    patch = await read_json(request, CustomerPatch)
+    changes = patch.model_dump(exclude_unset=True)
+    consent_channel = changes.pop("consent_channel", None) or "staff"
+    service = _service(request)
+
+    def change_and_read() -> tuple[Receipt, Any]:
+        receipt = service.change_profile(
+            customer_id, changes, expected_version=expected, consent_channel=consent_channel
+        )
+        return receipt, service.get_customer(customer_id, version=receipt.version)
+
+    receipt, customer = await run_sync(request, change_and_read)
+    return json_response(
+        customer_out(customer),
+        headers=command_headers(version=receipt.version, position=receipt.position),
+    )
+
+
+@operation(
+    "Soft-delete a customer",
+    tag="customers",
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def delete_customer(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    receipt = await run_sync(
+        request,
+        _service(request).delete_customer,
+        customer_id,
+        expected_version=require_if_match(request),
+    )
+    return _answer(receipt)
+
+
+@operation(
+    "Undo a soft delete",
+    tag="customers",
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def restore_customer(request: web.Request) -> web.Response:
+    return await _transition(request, "restore_customer")
+
+
+@operation(
+    "Block a customer from logging in",
+    tag="customers",
+    request=BlockIn,
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def block_customer(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    expected = require_if_match(request)
+    body = await read_json(request, BlockIn, allow_empty=True)
+    receipt = await run_sync(
+        request,
+        _service(request).block_customer,
+        customer_id,
+        body.reason,
+        expected_version=expected,
+        idempotency=await _idempotency(request),
+    )
+    return _answer(receipt)
+
+
+@operation(
+    "Let a blocked customer log in again",
+    tag="customers",
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def unblock_customer(request: web.Request) -> web.Response:
+    return await _transition(request, "unblock_customer")
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = None
+
+
+@operation(
+    "The customer's raw event stream, for audit",
+    tag="audit",
+    query=EventsQuery,
+    responses={200: EventsPage},
+)
+@requires("admin", "service")
+async def customer_events(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    query = parse_query(request, EventsQuery)
+    after = _decode_cursor(query.cursor)
+    service = _service(request)
+
+    def read_page() -> EventsPage:
+        events = [e for e in service.customer_events(customer_id) if e.originator_version > after]
+        page = events[: query.limit]
+        positions = event_positions(service, customer_id)
+        more = len(events) > query.limit
+        return EventsPage(
+            items=[event_out(e, positions.get(e.originator_version, 0)) for e in page],
+            next_cursor=_encode_cursor(page[-1].originator_version) if more else None,
+        )
+
+    return json_response(await run_sync(request, read_page))
+
+
+# ---- parts of the record --------------------------------------------------------------------
+
+
+@operation(
+    "Add a note (urgent notes list first)",
+    tag="customer parts",
+    request=NoteIn,
+    responses={201: CommandOut},
+    if_match="optional",
+    response_headers=CREATED_HEADERS,
+)
+@requires(*STAFF)
+async def add_note(request: web.Request) -> web.Response:
+    body = await read_json(request, NoteIn)
+    return await _add_part(request, "notes", "note_id", "add_note", body.text, body.urgent)
+
+
+@operation(
+    "Add a site contact",
+    tag="customer parts",
+    request=ContactIn,
+    responses={201: CommandOut},
+    if_match="optional",
+    response_headers=CREATED_HEADERS,
+)
+@requires(*STAFF)
+async def add_contact(request: web.Request) -> web.Response:
+    body = await read_json(request, ContactIn)
+    return await _add_part(request, "contacts", "contact_id", "add_contact", body.model_dump())
+
+
+@operation(
+    "Add a delivery, billing or site address",
+    tag="customer parts",
+    request=AddressIn,
+    responses={201: CommandOut},
+    if_match="optional",
+    response_headers=CREATED_HEADERS,
+)
+@requires(*STAFF)
+async def add_address(request: web.Request) -> web.Response:
+    body = await read_json(request, AddressIn)
+    return await _add_part(request, "addresses", "address_id", "add_address", body.model_dump())
+
+
+@operation(
+    "Record installed equipment (the secret is write-only)",
+    tag="customer parts",
+    request=SystemIn,
+    responses={201: CommandOut},
+    if_match="optional",
+    response_headers=CREATED_HEADERS,
+)
+@requires(*STAFF)
+async def install_system(request: web.Request) -> web.Response:
+    body = await read_json(request, SystemIn)
+    return await _add_part(
+        request, "systems", "system_id", "install_system", body.model_dump(exclude_none=True)
+    )
+
+
+@operation(
+    "Add a customer credit",
+    tag="customer parts",
+    request=CreditIn,
+    responses={201: CommandOut},
+    if_match="optional",
+    response_headers=CREATED_HEADERS,
+)
+@requires(*STAFF)
+async def add_credit(request: web.Request) -> web.Response:
+    body = await read_json(request, CreditIn)
+    return await _add_part(request, "credits", "credit_id", "add_credit", body.amount, body.reason)
+
+
+@operation(
+    "Change installed equipment",
+    tag="customer parts",
+    request=SystemPatch,
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def change_system(request: web.Request) -> web.Response:
+    customer_id, system_id = path_uuid(request), path_uuid(request, "part_id")
+    expected = require_if_match(request)
+    body = await read_json(request, SystemPatch)
+    receipt = await run_sync(
+        request,
+        _service(request).change_system,
+        customer_id,
+        system_id,
+        body.model_dump(exclude_unset=True),
+        expected_version=expected,
+    )
+    return _answer(receipt)
+
+
+@operation(
+    "Remove a note",
+    tag="customer parts",
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def remove_note(request: web.Request) -> web.Response:
+    return await _remove_part(request, "remove_note")
+
+
+@operation(
+    "Remove a site contact",
+    tag="customer parts",
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def remove_contact(request: web.Request) -> web.Response:
+    return await _remove_part(request, "remove_contact")
+
+
+@operation(
+    "Remove an address",
+    tag="customer parts",
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def remove_address(request: web.Request) -> web.Response:
+    return await _remove_part(request, "remove_address")
+
+
+@operation(
+    "Remove installed equipment",
+    tag="customer parts",
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def remove_system(request: web.Request) -> web.Response:
+    return await _remove_part(request, "remove_system")
+
+
+@operation(
+    "Record who holds the customer's keys",
+    tag="customer parts",
+    request=KeyCustodyIn,
+    responses={200: CommandOut},
+    if_match="optional",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def hand_keys(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    body = await read_json(request, KeyCustodyIn)
+    receipt = await run_sync(
+        request,
+        _service(request).hand_keys_to,
+        customer_id,
+        body.holder_staff_id,
+        body.location,
+        expected_version=optional_if_match(request),
+    )
+    return _answer(receipt)
+
+
+@operation(
+    "Set the customer's own price for a service",
+    tag="customer parts",
+    request=PriceIn,
+    responses={200: CommandOut},
+    if_match="optional",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def set_price(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    service_id = request.match_info["service_id"]
+    if not 1 <= len(service_id) <= 100:
+        raise Problem(404, "No such service id.")
+    body = await read_json(request, PriceIn)
+    receipt = await run_sync(
+        request,
+        _service(request).set_custom_price,
+        customer_id,
+        service_id,
+        body.price,
+        expected_version=optional_if_match(request),
+    )
+    return _answer(receipt)
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+
+def _service(request: web.Request) -> CustomerService:
+    service: CustomerService = request.app[SERVICE_KEY]
+    return service
+
+
+def _visible_customer_id(request: web.Request) -> UUID:
+    customer_id = path_uuid(request)
+    if not can_see_customer(principal(request), customer_id):
+        raise NotFoundError("customer", customer_id)
+    return customer_id
+
+
+async def _idempotency(request: web.Request) -> Idempotency | None:
+    """The request's Idempotency-Key, scoped to the caller, with a fingerprint of its content."""
+    key = idempotency_key(request)
+    if key is None:
+        return None
+    digest = hashlib.sha256(f"{request.method} {request.rel_url}\n".encode())
+    digest.update(await request.read())
+    return Idempotency(idempotency_id(principal(request).sub, key), digest.hexdigest())
+
+
+def _answer(
+    receipt: Receipt,
+    model: type[BaseModel] = CommandOut,
+    *,
+    status: int = 200,
+    location: str | None = None,
+) -> web.Response:
+    headers = command_headers(version=receipt.version, position=receipt.position, location=location)
+    if receipt.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(model.model_validate(receipt.result), status=status, headers=headers)
+
+
+async def _transition(request: web.Request, command: str) -> web.Response:
+    customer_id = path_uuid(request)
+    expected = require_if_match(request)
+    receipt = await run_sync(
+        request,
+        getattr(_service(request), command),
+        customer_id,
+        expected_version=expected,
+        idempotency=await _idempotency(request),
+    )
+    return _answer(receipt)
+
+
+async def _add_part(
+    request: web.Request, collection: str, id_name: str, command: str, *args: Any
+) -> web.Response:
+    customer_id = path_uuid(request)
+    receipt = await run_sync(
+        request,
+        getattr(_service(request), command),
+        customer_id,
+        *args,
+        expected_version=optional_if_match(request),
+        idempotency=await _idempotency(request),
+    )
+    location = f"/v1/customers/{customer_id}/{collection}/{receipt.result[id_name]}"
+    return _answer(receipt, status=201, location=location)
+
+
+async def _remove_part(request: web.Request, command: str) -> web.Response:
+    customer_id, part_id = path_uuid(request), path_uuid(request, "part_id")
+    receipt = await run_sync(
+        request,
+        getattr(_service(request), command),
+        customer_id,
+        part_id,
+        expected_version=require_if_match(request),
+    )
+    return _answer(receipt)
+
+
+def _encode_cursor(version: int) -> str:
+    return base64.urlsafe_b64encode(f"v{version}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("v"):
+            raise ValueError(raw)
+        return int(raw[1:])
+    except ValueError:
+        raise Problem(
+            422,
+            "The cursor is not one this service gave out.",
+            slug="validation",
+            errors=[FieldError(field="cursor", message="not a cursor from a previous page")],
+        ) from None

@@ -1,0 +1,81 @@
+"""How aggregates and events are shown to clients: the only place that turns them into JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from domain.base import event_name
+from domain.customers import Customer
+from domain.values import InstalledSystem
+from gateway.schemas import CustomerOut, EventOut, SystemOut
+
+__all__ = ["customer_out", "event_out"]
+
+_METADATA = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "originator_topic",
+    "actor",
+    "correlation_id",
+}
+_MASK = "***"
+
+
+def customer_out(customer: Customer) -> CustomerOut:
+    """The customer as GET shows it; secrets stay sealed and are only flagged as present."""
+    return CustomerOut(
+        id=customer.id,
+        customer_number=customer.customer_number,
+        version=customer.version,
+        registered_at=customer.created_on,
+        updated_at=customer.modified_on,
+        deleted=customer.deleted,
+        blocked=customer.blocked,
+        block_reason=customer.block_reason,
+        erased=False,
+        **customer.profile.as_dict(),
+        notes=[dataclasses.asdict(n) for n in customer.notes_in_order()],
+        contacts=[dataclasses.asdict(c) for c in customer.contacts.values()],
+        addresses=[dataclasses.asdict(a) for a in customer.addresses.values()],
+        systems=[_system_out(s) for s in customer.systems.values()],
+        key_custody=dataclasses.asdict(customer.key_custody) if customer.key_custody else None,
+        custom_prices=customer.custom_prices,
+        credits=[dataclasses.asdict(c) for c in customer.credits],
+        credit_balance=customer.credit_balance,
+        consents=[dataclasses.asdict(c) for c in customer.consents],
+    )
+
+
+def _system_out(system: InstalledSystem) -> SystemOut:
+    fields = dataclasses.asdict(system)
+    fields["has_secret"] = fields.pop("sealed_secret") is not None
+    return SystemOut(**fields)
+
+
+def event_out(event: Customer.Event, position: int) -> EventOut:
+    """One stored event for the audit view: its envelope and its payload, secrets masked."""
+    return EventOut(
+        position=position,
+        version=event.originator_version,
+        type=event_name(event),
+        at=event.timestamp,
+        actor=event.actor,
+        correlation_id=event.correlation_id,
+        payload=_masked({k: v for k, v in vars(event).items() if k not in _METADATA}),
+    )
+
+
+def _masked(value: Any) -> Any:
+    """Plain JSON-able data with every sealed secret replaced by a mask."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {
+            k: (_MASK if k == "sealed_secret" and v is not None else _masked(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value

@@ -1,0 +1,27 @@
+"""Every route of the gateway, one line each: the table to read to know what it serves.
+
+The framework's routes are here; each resource module adds its own block below them
+(e.g. `customers.add_routes(app)`), so this file stays the one index of the API.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import customers, docs, health, observability
+
+__all__ = ["add_routes"]
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every route on `app`."""
+    # Operations: open, for orchestrators and scrapers.
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", observability.metrics_handler)
+    # Documentation: open, and served from local files only.
+    app.router.add_get("/openapi.json", docs.openapi_document)
+    app.router.add_get("/docs", docs.docs_page)
+    app.router.add_static(docs.DOCS_STATIC_PREFIX, docs.swagger_ui_dir())
+    # Resources: add each resource module's routes here.
+    customers.add_routes(app)

@@ -1,0 +1,91 @@
+"""The event store on PostgreSQL: creating its tables once, and building the service on it.
+
+Tables are created by `migrate_event_store` alone (the deploy step, or `customers run`
+before it starts the processes): several processes creating them at once fail, so every
+running process builds the service with `CREATE_TABLE=n`.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from psycopg import sql
+
+from domain.sealing import SecretSealer
+from domain.service import CustomerService
+from infrastructure.database import ensure_schema, postgres_env
+from infrastructure.settings import Settings
+
+__all__ = ["build_service", "event_positions", "migrate_event_store"]
+
+_NUMBER_SEQUENCE = "customer_number_seq"
+
+
+class CustomerNumberSequence:
+    """Customer numbers from a Postgres sequence: gap-tolerant, never handed out twice."""
+
+    def __init__(self, service: CustomerService, schema: str) -> None:
+        self._datastore = service.recorder.datastore  # type: ignore[attr-defined]
+        self._statement = sql.SQL("SELECT nextval({})").format(
+            sql.Literal(f"{schema}.{_NUMBER_SEQUENCE}")
+        )
+
+    def __call__(self) -> int:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._statement)
+            row = cursor.fetchone()
+        return int(row["nextval"])
+
+
+def build_service(settings: Settings, *, create_tables: bool = False) -> CustomerService:
+    """The service on the configured database (which must be migrated unless create_tables)."""
+    if settings.database_url is None:
+        raise ValueError("CUSTOMERS_DATABASE_URL is not set (customers run sets it in local mode)")
+    if settings.secret_key is None:
+        raise ValueError("CUSTOMERS_SECRET_KEY is not set (customers run sets it in local mode)")
+    env = postgres_env(
+        settings.database_url,
+        settings.db_schema,
+        # One connection per thread of the gateway's pool, plus headroom for bursts.
+        pool_size=settings.thread_pool_size,
+        max_overflow=settings.thread_pool_size,
+    )
+    env["CREATE_TABLE"] = "y" if create_tables else "n"
+    service = CustomerService(
+        env,
+        sealer=SecretSealer(settings.secret_key.get_secret_value()),
+        phone_region=settings.default_phone_region,
+        newsletter_default=settings.newsletter_default,
+    )
+    service.next_customer_number = CustomerNumberSequence(service, settings.db_schema)
+    return service
+
+
+def migrate_event_store(settings: Settings) -> None:
+    """Create the schema, the event tables and the customer number sequence, if missing."""
+    assert settings.database_url is not None
+    ensure_schema(settings.database_url, settings.db_schema)
+    service = build_service(settings, create_tables=True)
+    try:
+        with service.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            cursor.execute(
+                sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}.{}").format(
+                    sql.Identifier(settings.db_schema), sql.Identifier(_NUMBER_SEQUENCE)
+                )
+            )
+    finally:
+        service.close()
+
+
+def event_positions(service: CustomerService, aggregate_id: UUID) -> dict[int, int]:
+    """Global position of each version of one aggregate's stream (for the audit view)."""
+    recorder = service.recorder
+    statement = sql.SQL(
+        "SELECT originator_version, notification_id FROM {}.{} WHERE originator_id = %s"
+    ).format(
+        sql.Identifier(recorder.datastore.schema),  # type: ignore[attr-defined]
+        sql.Identifier(recorder.events_table_name),  # type: ignore[attr-defined]
+    )
+    with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(statement, (aggregate_id,))
+        return {row["originator_version"]: row["notification_id"] for row in cursor.fetchall()}
