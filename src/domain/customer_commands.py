@@ -54,9 +54,7 @@ class CustomerCommands(WritePath):
                 self._claim(name, value, customer_id)
                 for name, value in _unique_values(profile, given_number).items()
             ]
-            number = (
-                given_number if given_number is not None else self._allocate_customer_number()
-            )
+            number = given_number if given_number is not None else self._allocate_customer_number()
             if given_number is None:
                 claims.append(self._claim("customer_number", number, customer_id))
             customer = Customer.register(
@@ -295,6 +293,8 @@ class CustomerCommands(WritePath):
                 raise NotFoundError("customer", customer_id) from None
             if not isinstance(customer, Customer):
                 raise NotFoundError("customer", customer_id)
+            if version is not None and customer.version < version:
+                raise NotFoundError("customer version", f"{customer_id}@{version}")
             return customer
         state: Any = None
         for event in self.customer_events(customer_id):

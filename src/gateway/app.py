@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.auth import TokenVerifier, auth_middleware
+from gateway.breaker import breaker_context, breaker_middleware
 from gateway.docs import cache_openapi
 from gateway.keys import (
     METRICS_KEY,
@@ -52,7 +53,7 @@ def create_app(
     `extra_routes` are added after the gateway's own (tests use them for probe handlers).
     """
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[request_id_middleware, error_middleware, breaker_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     registry = CollectorRegistry()
@@ -64,6 +65,8 @@ def create_app(
     app[READINESS_KEY] = dict(readiness_checks or {})
     app.on_response_prepare.append(mark_response_started)
     app.cleanup_ctx.append(executor_context)
+    if "postgres" in app[READINESS_KEY]:
+        app.cleanup_ctx.append(breaker_context(app[READINESS_KEY]["postgres"]))
     app.on_startup.append(cache_openapi)
     app.on_startup.append(_warn_without_secret)
     add_routes(app)

@@ -29,10 +29,12 @@ from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from gateway.auth import Principal, TokenVerifier
+    from gateway.breaker import DatabaseBreaker
     from gateway.observability import HttpMetrics
 
 __all__ = [
     "ACTOR_KEY",
+    "BREAKER_KEY",
     "EXECUTOR_KEY",
     "METRICS_KEY",
     "OPENAPI_KEY",
@@ -79,6 +81,7 @@ EXECUTOR_KEY = web.AppKey("executor", ThreadPoolExecutor)
 VERIFIER_KEY: web.AppKey[TokenVerifier] = web.AppKey("token_verifier")
 READINESS_KEY: web.AppKey[Mapping[str, ReadinessCheck]] = web.AppKey("readiness_checks")
 OPENAPI_KEY = web.AppKey("openapi_document", bytes)
+BREAKER_KEY: web.AppKey[DatabaseBreaker] = web.AppKey("database_breaker")
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")

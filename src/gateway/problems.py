@@ -43,6 +43,7 @@ __all__ = [
     "Problem",
     "ProblemDetails",
     "error_middleware",
+    "is_unavailable",
     "problem_from_exception",
     "problem_response",
     "validation_problem",
@@ -185,7 +186,7 @@ def problem_from_exception(exc: Exception) -> Problem:
             return validation_problem(exc)
         case web.HTTPException():
             return _from_http_exception(exc)
-        case _ if isinstance(exc, _UNAVAILABLE):
+        case _ if is_unavailable(exc):
             return Problem(
                 503,
                 "A backing service is unavailable; retry shortly.",
@@ -193,6 +194,11 @@ def problem_from_exception(exc: Exception) -> Problem:
             )
         case _:
             return Problem(500, "An unexpected error occurred; quote the request_id to report it.")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says storage is unreachable (worth a retry, never the client's fault)."""
+    return isinstance(exc, _UNAVAILABLE)
 
 
 def _field(exc: domain.DomainError) -> list[FieldError]:

@@ -51,6 +51,11 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
         max_overflow=settings.thread_pool_size,
     )
     env["CREATE_TABLE"] = "y" if create_tables else "n"
+    # The pool's wait for a connection is also how long each of the recorder's ten retries
+    # waits when the database is down: keep it short so an outage surfaces as a 503 soon.
+    env["POSTGRES_CONNECT_TIMEOUT"] = "1"
+    # A connection broken by a database restart is replaced instead of failing a request.
+    env["POSTGRES_PRE_PING"] = "y"
     service = CustomerService(
         env,
         sealer=SecretSealer(settings.secret_key.get_secret_value()),

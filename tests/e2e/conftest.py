@@ -67,12 +67,13 @@ def registration() -> Callable[..., dict[str, Any]]:
     """A valid registration body with a never-used email and mobile phone; override any field."""
 
     def body(**fields: Any) -> dict[str, Any]:
+        exchange, line = 200 + secrets.randbelow(700), 1000 + secrets.randbelow(9000)
         return {
             "first_name": "Ada",
             "last_name": "Lovelace",
             "email": f"{secrets.token_hex(6)}@Example.com",
             # Random numbers in a valid US range, so sessions never collide.
-            "mobile_phone": f"(415) {secrets.randbelow(700) + 200}-{secrets.randbelow(9000) + 1000}",
+            "mobile_phone": f"(415) {exchange}-{line}",
             **fields,
         }
 

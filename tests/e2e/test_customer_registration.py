@@ -31,8 +31,12 @@ async def test_get_shows_every_registration_field_normalised(
 ) -> None:
     """GET returns the record with the email's domain lower-cased, phones in E.164, defaults set."""
     sent = registration(
-        email="Grace@Navy.MIL", mobile_phone="(415) 555-2671", company_name="Hopper & Co",
-        birthday="1906-12-09", discount_percent="12.5", assigned_staff_ids=["s1", "s2"],
+        email="Grace@Navy.MIL",
+        mobile_phone="(415) 555-2671",
+        company_name="Hopper & Co",
+        birthday="1906-12-09",
+        discount_percent="12.5",
+        assigned_staff_ids=["s1", "s2"],
         addresses=[{"kind": "billing", "line1": "1 Main St", "city": "Arlington"}],
         custom_fields={"gate": "blue"},
     )
@@ -62,8 +66,10 @@ async def test_twenty_concurrent_registrations_with_one_email_give_one_201(
     """Twenty racing registrations with the same email: exactly one 201 and nineteen 409s."""
     email = registration()["email"]
     responses = await asyncio.gather(
-        *(register(client, bearer, registration(email=email.upper() if i % 2 else email))
-          for i in range(20))
+        *(
+            register(client, bearer, registration(email=email.upper() if i % 2 else email))
+            for i in range(20)
+        )
     )
     statuses = sorted(r.status for r in responses)
     assert statuses == [201] + [409] * 19
@@ -98,7 +104,7 @@ async def test_mobile_phone_is_unique_whatever_its_formatting(
 async def test_idempotent_retry_returns_the_first_answer_and_creates_nothing(
     client: Client, bearer: Any, registration: Any, service: Any
 ) -> None:
-    """A retry with the same Idempotency-Key and body returns the first response, adding no event."""
+    """A retry with the same Idempotency-Key and body gets the first response and adds no event."""
     body = registration()
     first = await register(client, bearer, body, **{"Idempotency-Key": "reg-1-" + body["email"]})
     head = service.recorder.max_notification_id()
