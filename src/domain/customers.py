@@ -142,7 +142,7 @@ class Customer(TracedAggregate):
             and self.profile.username is not None
             and (changed["username"] or "").casefold() != self.profile.username.casefold()
         ):
-            pass
+            raise ImmutableFieldError("username")
         Profile.from_dict({**current, **changed}).check_rules()
         plain = {k: v for k, v in changed.items() if k not in CONSENT_TOPICS}
         if plain:

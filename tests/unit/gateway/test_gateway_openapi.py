@@ -15,14 +15,14 @@ from gateway.operations import Body, operation
 from gateway.requests import json_response
 
 
-class NoteIn(BaseModel):
+class ExampleNoteIn(BaseModel):
     """A note to add."""
 
     model_config = ConfigDict(extra="forbid")
     text: str
 
 
-class NoteOut(BaseModel):
+class ExampleNoteOut(BaseModel):
     """The added note."""
 
     id: UUID
@@ -46,19 +46,19 @@ class LooseQuery(BaseModel):
 @operation(
     "Add a note",
     tag="customers",
-    request=NoteIn,
-    responses={201: NoteOut},
+    request=ExampleNoteIn,
+    responses={201: ExampleNoteOut},
     if_match="optional",
     response_headers=("ETag", "X-Event-Position", "Location"),
     errors=(409,),
 )
 @requires("admin", "staff")
-async def add_note(request: web.Request) -> web.Response:
+async def add_example_note(request: web.Request) -> web.Response:
     """Declared like a resource handler."""
     return json_response({}, status=201)
 
 
-@operation("List notes", tag="customers", query=ListQuery, responses={200: NoteOut})
+@operation("List notes", tag="customers", query=ListQuery, responses={200: ExampleNoteOut})
 async def list_notes(request: web.Request) -> web.Response:
     """Declared with a query model."""
     return json_response([])
@@ -76,8 +76,8 @@ async def undeclared(request: web.Request) -> web.Response:
 
 
 ROUTES = [
-    web.post("/v1/customers/{customer_id}/notes", add_note),
-    web.get("/v1/customers/{customer_id}/notes", list_notes),
+    web.post("/v1/examples/{customer_id}/notes", add_example_note),
+    web.get("/v1/examples/{customer_id}/notes", list_notes),
     web.get("/undeclared", undeclared),
 ]
 
@@ -114,7 +114,7 @@ async def test_document_is_openapi_31_with_every_declared_route(doc: dict[str, A
     """The document is OpenAPI 3.1 and lists the declared routes, and only those."""
     assert doc["openapi"] == "3.1.0"
     assert {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"} <= set(doc["paths"])
-    assert set(doc["paths"]["/v1/customers/{customer_id}/notes"]) == {"get", "post"}
+    assert set(doc["paths"]["/v1/examples/{customer_id}/notes"]) == {"get", "post"}
     assert "/undeclared" not in doc["paths"]
     assert not any("head" in ops for ops in doc["paths"].values())
 
@@ -128,9 +128,9 @@ async def test_every_reference_resolves(doc: dict[str, Any]) -> None:
 
 async def test_operation_declares_body_headers_and_errors(doc: dict[str, Any]) -> None:
     """A declared operation has its body, parameters, response headers and problem responses."""
-    op = doc["paths"]["/v1/customers/{customer_id}/notes"]["post"]
+    op = doc["paths"]["/v1/examples/{customer_id}/notes"]["post"]
     assert op["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/NoteIn"
+        "$ref": "#/components/schemas/ExampleNoteIn"
     }
     params = [resolve(doc, p["$ref"]) if "$ref" in p else p for p in op["parameters"]]
     assert {(p["name"], p["in"]) for p in params} >= {
@@ -141,7 +141,7 @@ async def test_operation_declares_body_headers_and_errors(doc: dict[str, Any]) -
     created = op["responses"]["201"]
     assert set(created["headers"]) == {"X-Request-ID", "ETag", "X-Event-Position", "Location"}
     assert created["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/NoteOut"
+        "$ref": "#/components/schemas/ExampleNoteOut"
     }
     for status in ("400", "401", "403", "404", "409", "412", "413", "415", "422", "500", "503"):
         content = op["responses"][status]["content"]
@@ -154,7 +154,7 @@ async def test_operation_declares_body_headers_and_errors(doc: dict[str, Any]) -
 
 async def test_query_model_becomes_parameters(doc: dict[str, Any]) -> None:
     """A query model's fields become query parameters with their schemas."""
-    op = doc["paths"]["/v1/customers/{customer_id}/notes"]["get"]
+    op = doc["paths"]["/v1/examples/{customer_id}/notes"]["get"]
     query = {p["name"]: p for p in op["parameters"] if p.get("in") == "query"}
     assert set(query) == {"limit", "q"}
     assert query["limit"]["schema"]["type"] == "integer"
