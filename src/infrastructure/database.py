@@ -8,6 +8,7 @@ starts, because the library's `CREATE_TABLE` assumes it exists.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import math
 
@@ -79,14 +80,13 @@ def postgres_env(
 
 def ensure_schema(database_url: str, schema: str) -> None:
     """Create `schema` unless it exists."""
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        try:
-            connection.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
-        except psycopg.errors.UniqueViolation:
-            # IF NOT EXISTS is not atomic: a process racing this one created it first.
-            pass
+    statement = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+    # IF NOT EXISTS is not atomic: a process racing this one may create it first.
+    with (
+        psycopg.connect(database_url, autocommit=True) as connection,
+        contextlib.suppress(psycopg.errors.UniqueViolation),
+    ):
+        connection.execute(statement)
 
 
 def drop_schema(database_url: str, schema: str) -> None:

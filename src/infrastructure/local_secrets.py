@@ -32,9 +32,7 @@ def with_local_secrets(settings: Settings) -> Settings:
 
     Raises `SettingsError` when a database URL is configured and a secret is missing.
     """
-    missing = [
-        name for name in ("jwt_secret", "secret_key") if getattr(settings, name) is None
-    ]
+    missing = [name for name in ("jwt_secret", "secret_key") if getattr(settings, name) is None]
     if not missing:
         return settings
     if settings.database_url is not None:

