@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar
 from uuid import UUID
 
 import jwt
@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from domain.context import acting_as
 from gateway.keys import ACTOR_KEY, PRINCIPAL_KEY, REQUEST_ID_KEY, VERIFIER_KEY
 from gateway.problems import Problem
+from infrastructure.tokens import ALGORITHM, Role, issue_token, signing_key
 
 __all__ = [
     "ALGORITHMS",
@@ -43,13 +44,10 @@ __all__ = [
     "roles_of",
 ]
 
-Role = Literal["admin", "staff", "service", "customer"]
 H = TypeVar("H", bound=Callable[[web.Request], Any])
 
 # API.md: "other algorithms may be added". Never "none", never a list the token chooses from.
-ALGORITHMS = ("HS256",)
-# RFC 7518 §3.2: an HS256 key must be at least as long as the hash (PyJWT warns otherwise).
-MIN_SECRET_BYTES = 32
+ALGORITHMS = (ALGORITHM,)
 CLOCK_SKEW = timedelta(seconds=10)
 ANONYMOUS = "anonymous"
 
@@ -89,7 +87,7 @@ class TokenVerifier:
     """Checks tokens against one shared secret; with no secret every token is refused."""
 
     def __init__(self, secret: SecretStr | str | None) -> None:
-        self._key = _key_bytes(secret) if secret is not None else None
+        self._key = signing_key(secret) if secret is not None else None
 
     @property
     def configured(self) -> bool:
@@ -121,24 +119,6 @@ class TokenVerifier:
             raise _unauthorized(
                 f"The token's claims are not valid: {problems}.", invalid=True
             ) from None
-
-
-def issue_token(
-    secret: SecretStr | str,
-    sub: str,
-    role: Role,
-    customer_id: UUID | None = None,
-    ttl: timedelta = timedelta(hours=1),
-    *,
-    now: datetime | None = None,
-) -> str:
-    """Sign an HS256 token for `sub` (for the login handler, the CLI and tests)."""
-    who = Principal(sub=sub, role=role, customer_id=customer_id)  # same rules as verify
-    issued = now or datetime.now(UTC)
-    claims: dict[str, Any] = {"sub": who.sub, "role": who.role, "iat": issued, "exp": issued + ttl}
-    if who.customer_id is not None:
-        claims["customer_id"] = str(who.customer_id)
-    return jwt.encode(claims, _key_bytes(secret), algorithm=ALGORITHMS[0])
 
 
 def is_open(method: str, route: str) -> bool:
@@ -208,14 +188,6 @@ def roles_of(handler: object) -> tuple[Role, ...] | None:
 def can_see_customer(who: Principal, customer_id: UUID) -> bool:
     """Whether `who` may see that customer; when False, answer 404 exactly as for a miss."""
     return who.role != "customer" or who.customer_id == customer_id
-
-
-def _key_bytes(secret: SecretStr | str) -> bytes:
-    raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    key = raw.encode()
-    if len(key) < MIN_SECRET_BYTES:
-        raise ValueError(f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes long")
-    return key
 
 
 def _unauthorized(detail: str, *, invalid: bool = False) -> Problem:

@@ -18,6 +18,8 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infrastructure.tokens import MIN_SECRET_BYTES
+
 __all__ = ["ENV_PREFIX", "LogFormat", "LogLevel", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "CUSTOMERS_"
@@ -29,9 +31,6 @@ LogFormat = Literal["json", "console"]
 # everywhere the event store or a projection names it. `pg_` names are reserved by Postgres.
 _SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")
 
-# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash (256 bits);
-# PyJWT also warns about shorter keys on every signature.
-_MIN_JWT_SECRET_BYTES = 32
 
 # Fields whose value must never be echoed back in an error message.
 _SECRET_FIELDS = frozenset({"jwt_secret", "secret_key"})
@@ -108,8 +107,8 @@ class Settings(BaseSettings):
     @field_validator("jwt_secret")
     @classmethod
     def _check_jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value().encode()) < _MIN_JWT_SECRET_BYTES:
-            raise ValueError(f"should be at least {_MIN_JWT_SECRET_BYTES} bytes long for HS256")
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"should be at least {MIN_SECRET_BYTES} bytes long for HS256")
         return value
 
     @field_validator("secret_key")

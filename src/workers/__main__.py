@@ -18,14 +18,13 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 from uuid import UUID
 
-import jwt
 import structlog
 import typer
 
@@ -34,8 +33,9 @@ from infrastructure.local_secrets import with_local_secrets
 from infrastructure.logs import configure_logging
 from infrastructure.servers import local_servers
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from infrastructure.tokens import issue_token
 
-__all__ = ["Child", "Role", "app", "children", "issue_token", "main"]
+__all__ = ["Child", "Role", "app", "children", "main"]
 
 log = structlog.get_logger("customers")
 
@@ -137,7 +137,7 @@ def token(
             sub=sub or f"{role.value}@local",
             role=role.value,
             customer_id=customer_id,
-            days=days,
+            ttl=timedelta(days=days),
         )
     )
 
@@ -181,18 +181,6 @@ def migrate_database(settings: Settings) -> None:
         return
     migrate_event_store(settings)
     log.info("database migrated", schema=settings.db_schema)
-
-
-def issue_token(
-    secret: str, *, sub: str, role: str, customer_id: UUID | None = None, days: int = 30
-) -> str:
-    """An HS256 bearer token with the claims of API.md."""
-    now = datetime.now(UTC)
-    claims: dict[str, object] = {"sub": sub, "role": role, "iat": now}
-    claims["exp"] = now + timedelta(days=days)
-    if customer_id is not None:
-        claims["customer_id"] = str(customer_id)
-    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
@@ -307,7 +295,7 @@ def _print_welcome(settings: Settings) -> None:
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
     base_url = f"http://{host}:{settings.http_port}"
     admin_token = issue_token(
-        settings.jwt_secret.get_secret_value(), sub="admin@local", role="admin", days=30
+        settings.jwt_secret.get_secret_value(), "admin@local", "admin", ttl=timedelta(days=30)
     )
     typer.echo(f"\nCustomers service on {base_url}  (Ctrl-C stops it)\nIn another shell:\n")
     typer.echo(f"export BASE={base_url}")
