@@ -300,7 +300,11 @@ def _print_welcome(settings: Settings) -> None:
     typer.echo(f"\nCustomers service on {base_url}  (Ctrl-C stops it)\nIn another shell:\n")
     typer.echo(f"export BASE={base_url}")
     typer.echo(f"export TOKEN={admin_token}")
-    typer.echo('curl -H "Authorization: Bearer $TOKEN" "$BASE/v1/customers"\n')
+    typer.echo(
+        'curl -i -X POST "$BASE/v1/customers" -H "Authorization: Bearer $TOKEN"'
+        """ -H 'Content-Type: application/json' -d '{"first_name": "Ada"}'"""
+    )
+    typer.echo("API docs: " + base_url + "/docs\n")
 
 
 if __name__ == "__main__":
