@@ -7,16 +7,18 @@ running process builds the service with `CREATE_TABLE=n`.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
+from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
-from infrastructure.database import ensure_schema, postgres_env
+from infrastructure.database import ensure_schema, parse_database_url, postgres_env
 from infrastructure.settings import Settings
 
-__all__ = ["build_service", "event_positions", "migrate_event_store"]
+__all__ = ["build_service", "event_positions", "migrate_event_store", "read_model_datastore"]
 
 _NUMBER_SEQUENCE = "customer_number_seq"
 
@@ -94,3 +96,22 @@ def event_positions(service: CustomerService, aggregate_id: UUID) -> dict[int, i
     with recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
         cursor.execute(statement, (aggregate_id,))
         return {row["originator_version"]: row["notification_id"] for row in cursor.fetchall()}
+
+
+def read_model_datastore(settings: Settings, schema: str, *, pool_size: int = 2) -> Any:
+    """A connection pool of the event store's kind for one read model's schema."""
+    assert settings.database_url is not None
+    params = parse_database_url(settings.database_url)
+    return PostgresDatastore(
+        dbname=params["dbname"],
+        host=params["host"],
+        port=params.get("port") or "5432",
+        user=params["user"],
+        password=params.get("password", ""),
+        schema=schema,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_timeout=5,
+        pre_ping=True,
+        lock_timeout=5,
+    )

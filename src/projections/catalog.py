@@ -1,0 +1,23 @@
+"""Every read model of the service, by name: what the workers run and the CLI names."""
+
+from __future__ import annotations
+
+from infrastructure.eventstore import read_model_datastore
+from infrastructure.settings import Settings
+from projections.base import PoisonPolicy, ReadModel, read_model_schema
+
+__all__ = ["READ_MODELS", "open_read_model"]
+
+READ_MODELS: dict[str, type[ReadModel]] = {}
+"""One line per read model, e.g. `"search": SearchModel`."""
+
+
+def open_read_model(
+    settings: Settings, name: str, *, schema: str | None = None, poison: PoisonPolicy | None = None
+) -> ReadModel:
+    """The read model `name` on its schema (or on `schema`, for a rebuild's fresh one)."""
+    model_class = READ_MODELS[name]
+    datastore = read_model_datastore(
+        settings, schema or read_model_schema(settings.db_schema, name)
+    )
+    return model_class(datastore, poison=poison)

@@ -1,0 +1,153 @@
+"""Follow the global event log into a sink, as the one active runner of its name.
+
+Read models and the NATS relay are both followers: they read the log from their own
+saved position in batches, hand each batch to their sink, and the sink saves its new
+position together with its effect (in the read model's transaction, or after JetStream's
+acknowledgement). Commit order equals position order in this event store (its writers
+take a table lock), so reading "after my position" never skips a late commit.
+
+One runner per name is active: it holds a PostgreSQL advisory lock on a connection of its
+own. Standbys try for the lock every second and take over within seconds when the active
+runner dies (its connection closes, the lock goes with it). New events wake the follower
+through LISTEN/NOTIFY; a one-second timeout covers a lost notification.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+import structlog
+from prometheus_client import Gauge
+
+from domain.service import CustomerService
+
+__all__ = ["Follower", "LeaderLock", "Sink"]
+
+_log = structlog.get_logger("workers.follower")
+
+LAG_EVENTS = Gauge("follower_lag_events", "Positions behind the head of the log", ["follower"])
+LAG_SECONDS = Gauge(
+    "follower_lag_seconds", "Age of the newest event processed when it was processed", ["follower"]
+)
+POSITION = Gauge("follower_position", "Last position processed", ["follower"])
+ACTIVE = Gauge("follower_active", "1 while this process is the active runner", ["follower"])
+
+
+class Sink(Protocol):
+    """Where a follower puts events: it saves its position with their effect."""
+
+    def position(self) -> int: ...
+
+    def process(self, batch: Sequence[tuple[int, Any]]) -> None: ...
+
+
+class LeaderLock:
+    """A session-level advisory lock on a dedicated connection: held while it is open."""
+
+    def __init__(self, database_url: str, name: str) -> None:
+        self._database_url = database_url
+        self._key = f"follower:{name}"
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def try_acquire(self) -> bool:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self._database_url, autocommit=True)
+        row = self._connection.execute(
+            "SELECT pg_try_advisory_lock(hashtext(%s))", (self._key,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def still_held(self) -> bool:
+        """Whether the lock's connection is alive (a dead one released the lock)."""
+        if self._connection is None or self._connection.closed:
+            return False
+        try:
+            self._connection.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+@dataclass
+class Follower:
+    """Runs one sink from its position to the head of the log and on, while it leads."""
+
+    name: str
+    service: CustomerService
+    sink: Sink
+    database_url: str
+    batch_size: int = 500
+    standby_poll_seconds: float = 1.0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    on_batch: Callable[[int], None] | None = None
+    """Called with the new position after each batch (tests, progress bars)."""
+
+    def run(self) -> None:
+        """Wait to lead, then follow until `stop()`; raises what the sink raises."""
+        lock = LeaderLock(self.database_url, self.name)
+        try:
+            while not self.stop_event.is_set():
+                if lock.try_acquire():
+                    ACTIVE.labels(self.name).set(1)
+                    _log.info("follower_leading", follower=self.name)
+                    try:
+                        self._follow(lock)
+                    finally:
+                        ACTIVE.labels(self.name).set(0)
+                    return
+                self.stop_event.wait(self.standby_poll_seconds)
+        finally:
+            lock.release()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _follow(self, lock: LeaderLock) -> None:
+        recorder = self.service.recorder
+        mapper = self.service.mapper
+        position = self.sink.position()
+        with psycopg.connect(self.database_url, autocommit=True) as listener:
+            listener.execute(f'LISTEN "{recorder.channel_name}"')  # type: ignore[attr-defined]
+            last_check = time.monotonic()
+            while not self.stop_event.is_set():
+                notifications = recorder.select_notifications(
+                    start=position, limit=self.batch_size, inclusive_of_start=False
+                )
+                if not notifications:
+                    self._record_lag(position, None)
+                    # Woken by the writers' NOTIFY; the timeout covers a lost one.
+                    for _ in listener.notifies(timeout=1.0, stop_after=1):
+                        pass
+                else:
+                    batch = [(n.id, mapper.to_domain_event(n)) for n in notifications]
+                    self.sink.process(batch)
+                    position = batch[-1][0]
+                    self._record_lag(position, batch[-1][1])
+                    if self.on_batch is not None:
+                        self.on_batch(position)
+                if time.monotonic() - last_check > 5:
+                    last_check = time.monotonic()
+                    if not lock.still_held():
+                        _log.warning("follower_lost_lock", follower=self.name)
+                        return
+
+    def _record_lag(self, position: int, last_event: Any) -> None:
+        head = self.service.recorder.max_notification_id() or 0
+        POSITION.labels(self.name).set(position)
+        LAG_EVENTS.labels(self.name).set(max(0, head - position))
+        if last_event is not None:
+            LAG_SECONDS.labels(self.name).set(
+                max(0.0, time.time() - last_event.timestamp.timestamp())
+            )
+        elif head <= position:
+            LAG_SECONDS.labels(self.name).set(0)
