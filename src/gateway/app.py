@@ -31,6 +31,7 @@ from gateway.keys import (
 )
 from gateway.observability import HttpMetrics, mark_response_started, request_id_middleware
 from gateway.problems import error_middleware
+from gateway.reads import reads_context
 from gateway.routes import add_routes
 from gateway.threads import executor_context
 
@@ -65,6 +66,7 @@ def create_app(
     app[READINESS_KEY] = dict(readiness_checks or {})
     app.on_response_prepare.append(mark_response_started)
     app.cleanup_ctx.append(executor_context)
+    app.cleanup_ctx.append(reads_context)
     if "postgres" in app[READINESS_KEY]:
         app.cleanup_ctx.append(breaker_context(app[READINESS_KEY]["postgres"]))
     app.on_startup.append(cache_openapi)

@@ -28,9 +28,12 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
     from gateway.auth import Principal, TokenVerifier
     from gateway.breaker import DatabaseBreaker
     from gateway.observability import HttpMetrics
+    from gateway.reads import ProgressWatcher
 
 __all__ = [
     "ACTOR_KEY",
@@ -39,7 +42,9 @@ __all__ = [
     "METRICS_KEY",
     "OPENAPI_KEY",
     "PRINCIPAL_KEY",
+    "PROGRESS_KEY",
     "READINESS_KEY",
+    "READ_POOL_KEY",
     "REGISTRY_KEY",
     "REQUEST_ID_KEY",
     "RESPONSE_STARTED_KEY",
@@ -70,6 +75,12 @@ class GatewaySettings(Protocol):
     @property
     def thread_pool_size(self) -> int: ...
 
+    @property
+    def database_url(self) -> str | None: ...
+
+    @property
+    def db_schema(self) -> str: ...
+
 
 # The service's class belongs to the domain and is still being written: handlers may
 # narrow it with a cast until the lead tightens this key's type.
@@ -82,6 +93,8 @@ VERIFIER_KEY: web.AppKey[TokenVerifier] = web.AppKey("token_verifier")
 READINESS_KEY: web.AppKey[Mapping[str, ReadinessCheck]] = web.AppKey("readiness_checks")
 OPENAPI_KEY = web.AppKey("openapi_document", bytes)
 BREAKER_KEY: web.AppKey[DatabaseBreaker] = web.AppKey("database_breaker")
+READ_POOL_KEY: web.AppKey[AsyncConnectionPool[Any]] = web.AppKey("read_pool")
+PROGRESS_KEY: web.AppKey[ProgressWatcher] = web.AppKey("progress_watcher")
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     default_phone_region: str = "US"
     """Region assumed for phone numbers written without a country code."""
     newsletter_default: bool = True
+    stop_on_poison: bool = False
+    """A read model that parks an event it cannot apply stops (True) or goes on (False)."""
     thread_pool_size: Annotated[int, Field(ge=1, le=64)] = 8
     """Threads running the synchronous event store calls of one gateway process."""
     max_body_bytes: Annotated[int, Field(ge=1)] = 1_048_576

@@ -27,7 +27,15 @@ from psycopg import Cursor, sql
 from domain.base import event_name
 from projections.migrations import apply_migrations
 
-__all__ = ["PROGRESS_CHANNEL", "Batch", "PoisonPolicy", "ReadModel", "read_model_schema"]
+__all__ = [
+    "PROGRESS_CHANNEL",
+    "UPSTREAM",
+    "Batch",
+    "PoisonEventError",
+    "PoisonPolicy",
+    "ReadModel",
+    "read_model_schema",
+]
 
 PROGRESS_CHANNEL = "read_model_progress"
 """NOTIFY channel: payload `<schema>:<position>` when a batch commits (read-your-writes)."""

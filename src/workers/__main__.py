@@ -28,12 +28,14 @@ from uuid import UUID
 import structlog
 import typer
 
-from infrastructure.database import ensure_schema
+from infrastructure.eventstore import migrate_event_store
 from infrastructure.local_secrets import with_local_secrets
 from infrastructure.logs import configure_logging
 from infrastructure.servers import local_servers
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from infrastructure.tokens import issue_token
+from projections.catalog import READ_MODELS, open_read_model
+from workers.projection_commands import projections_app, worker
 
 __all__ = ["Child", "Role", "app", "children", "main"]
 
@@ -73,6 +75,7 @@ def children() -> list[Child]:
     """The processes of the service, one line each, in start order."""
     return [
         Child("gateway", [sys.executable, "-m", "gateway"]),
+        Child("workers", [sys.executable, "-m", "workers", "worker", "all"]),
     ]
 
 
@@ -168,19 +171,21 @@ def servers(
             settings.data_dir.rmdir()
 
 
+app.command()(worker)
+app.add_typer(projections_app, name="projections")
+
+
 def migrate_database(settings: Settings) -> None:
-    """Create the schema, then the event store's tables (the lead's `eventstore` hook)."""
+    """Create the schema, the event store's tables and every read model's schema."""
     assert settings.database_url is not None
-    ensure_schema(settings.database_url, settings.db_schema)
-    try:
-        from infrastructure.eventstore import migrate_event_store
-    except ModuleNotFoundError as error:
-        if error.name != "infrastructure.eventstore":
-            raise
-        log.warning("event store migration skipped: infrastructure.eventstore does not exist")
-        return
     migrate_event_store(settings)
-    log.info("database migrated", schema=settings.db_schema)
+    for name in READ_MODELS:
+        model = open_read_model(settings, name)
+        try:
+            model.migrate()
+        finally:
+            model.datastore.close()
+    log.info("database migrated", schema=settings.db_schema, read_models=sorted(READ_MODELS))
 
 
 def child_environment(settings: Settings) -> dict[str, str]:

@@ -1,0 +1,65 @@
+"""`python -m bench [--quick] [--out PATH]`: run the benchmark, write the results.
+
+The full run takes about 6 minutes and, by default, refreshes the results block of
+docs/PERFORMANCE.md; `--quick` is a smoke run under 2 minutes that writes
+bench/results/quick.json and leaves the document alone (its numbers are too short-run
+to publish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from bench.profiles import FULL, QUICK
+from bench.report import markdown_block, summary_table, update_doc, write_json
+from bench.runner import run
+
+__all__ = ["main"]
+
+_RESULTS = Path("bench/results")
+_DOC = Path("docs/PERFORMANCE.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    profile = QUICK if arguments.quick else FULL
+    out = arguments.out or _RESULTS / ("quick.json" if arguments.quick else "latest.json")
+    write_doc = (not arguments.quick) if arguments.doc is None else arguments.doc
+    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
+    console = Console()
+    results = asyncio.run(run(profile, command, console))
+    write_json(out, results)
+    console.print(summary_table(results))
+    console.print(f"wrote {out} ({results['duration_s']:.0f} s)")
+    if write_doc:
+        update_doc(_DOC, markdown_block(results))
+        console.print(f"updated the results block of {_DOC}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: a few seconds per point (< 2 min)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="results file (default bench/results/latest.json; quick.json with --quick)",
+    )
+    parser.add_argument(
+        "--doc",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"refresh the results block of {_DOC} (default: on for full runs only)",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

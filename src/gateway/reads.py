@@ -1,0 +1,151 @@
+"""The read side's plumbing: an async pool for read-model queries, and read-your-writes.
+
+Read models are queried with psycopg's async pool, on the event loop, with no thread hop.
+A GET with `min_position=n` first waits until that read model has processed position n:
+the projection workers NOTIFY each batch's position (`projections.base.PROGRESS_CHANNEL`),
+one LISTEN connection per gateway wakes the waiters, and a waiter gives up with 503 after
+`wait_ms`. A short re-check interval covers a notification lost to a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import structlog
+from aiohttp import web
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.keys import PROGRESS_KEY, READ_POOL_KEY, SETTINGS_KEY
+from gateway.problems import RETRY_AFTER_SECONDS, Problem
+from projections.base import PROGRESS_CHANNEL, UPSTREAM, read_model_schema
+
+__all__ = ["ProgressWatcher", "ReadQuery", "read_pool", "reads_context", "wait_for_position"]
+
+_log = structlog.get_logger("gateway.reads")
+_RECHECK_SECONDS = 0.5
+
+
+class ReadQuery(BaseModel):
+    """Query parameters every read-model GET accepts (API.md, read-your-writes)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_position: int | None = Field(default=None, ge=0)
+    """Wait until the read model has processed this global position (X-Event-Position)."""
+    wait_ms: int = Field(default=2000, ge=0, le=30_000)
+    """How long to wait for `min_position` before answering 503."""
+
+
+class ProgressWatcher:
+    """Each read model's processed position, kept fresh by LISTEN, with waiters to wake."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._positions: dict[str, int] = defaultdict(int)
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, database_url: str) -> None:
+        self._task = asyncio.create_task(self._listen(database_url))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait(self, schema: str, position: int, within_seconds: float) -> bool:
+        """Whether the read model in `schema` reached `position` within that many seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_seconds
+        while True:
+            if self._positions[schema] >= position or await self._refresh(schema) >= position:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, _RECHECK_SECONDS))
+
+    async def _refresh(self, schema: str) -> int:
+        async with self._pool.connection() as connection:
+            try:
+                cursor = await connection.execute(
+                    sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(
+                        sql.Identifier(schema, "tracking")
+                    ),
+                    (UPSTREAM,),
+                )
+            except psycopg.errors.UndefinedTable:
+                return 0
+            row = await cursor.fetchone()
+        position = int(row["notification_id"]) if row else 0
+        self._positions[schema] = max(self._positions[schema], position)
+        return self._positions[schema]
+
+    async def _listen(self, database_url: str) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    database_url, autocommit=True
+                ) as connection:
+                    await connection.execute(
+                        sql.SQL("LISTEN {}").format(sql.Identifier(PROGRESS_CHANNEL))
+                    )
+                    async for notice in connection.notifies():
+                        schema, _, position = notice.payload.rpartition(":")
+                        self._positions[schema] = max(self._positions[schema], int(position))
+                        async with self._changed:
+                            self._changed.notify_all()
+            except (psycopg.Error, OSError) as error:
+                _log.warning("progress_listener_reconnecting", error=repr(error))
+                await asyncio.sleep(1.0)
+
+
+async def reads_context(app: web.Application) -> AsyncIterator[None]:
+    """`cleanup_ctx`: the read pool and the progress listener (only with a database)."""
+    database_url = app[SETTINGS_KEY].database_url
+    if database_url is None:
+        yield
+        return
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=10,
+        open=False,
+        timeout=5,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+    )
+    await pool.open(wait=False)
+    watcher = ProgressWatcher(pool)
+    watcher.start(database_url)
+    app[READ_POOL_KEY] = pool
+    app[PROGRESS_KEY] = watcher
+    yield
+    await watcher.stop()
+    await pool.close()
+
+
+def read_pool(request: web.Request) -> AsyncConnectionPool[Any]:
+    return request.app[READ_POOL_KEY]
+
+
+async def wait_for_position(request: web.Request, read_model: str, query: ReadQuery) -> None:
+    """Return once `read_model` has processed `query.min_position`; else 503 + Retry-After."""
+    if query.min_position is None:
+        return
+    schema = read_model_schema(request.app[SETTINGS_KEY].db_schema, read_model)
+    if not await request.app[PROGRESS_KEY].wait(schema, query.min_position, query.wait_ms / 1000):
+        raise Problem(
+            503,
+            f"The {read_model} view has not reached position {query.min_position} yet.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )

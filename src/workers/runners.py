@@ -1,0 +1,106 @@
+"""Run followers (the read models, the NATS relay) in one process until told to stop.
+
+Each follower runs in a thread of its own and is restarted after a failure (the database
+went away, the sink raised) from its saved position, after a pause: a crash costs a
+retry, never an event. The process stops on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import structlog
+
+from domain.service import CustomerService
+from infrastructure.eventstore import build_service
+from infrastructure.settings import Settings
+from projections.base import PoisonEventError, PoisonPolicy
+from projections.catalog import READ_MODELS, open_read_model
+from workers.follower import Follower, Sink
+
+__all__ = ["SINKS", "follower_names", "run_followers"]
+
+_log = structlog.get_logger("workers")
+RESTART_PAUSE_SECONDS = 2.0
+
+SinkFactory = Callable[[Settings, CustomerService], Sink]
+
+
+def _read_model(name: str) -> SinkFactory:
+    def open_sink(settings: Settings, _: CustomerService) -> Sink:
+        model = open_read_model(settings, name, poison=PoisonPolicy(stop=settings.stop_on_poison))
+        model.migrate()
+        return model
+
+    return open_sink
+
+
+def _sinks() -> dict[str, SinkFactory]:
+    sinks: dict[str, SinkFactory] = {name: _read_model(name) for name in READ_MODELS}
+    sinks.update(SINKS)
+    return sinks
+
+
+SINKS: dict[str, SinkFactory] = {}
+"""Followers that are not read models (the NATS relay), one line each."""
+
+
+def follower_names() -> list[str]:
+    return sorted(_sinks())
+
+
+def run_followers(
+    settings: Settings, names: list[str], stop: threading.Event | None = None
+) -> None:
+    """Run the named followers until `stop` is set (or SIGTERM/SIGINT in the main thread)."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+
+        def on_signal(signum: int, _: FrameType | None) -> None:
+            _log.info("stopping", signal=signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    assert settings.database_url is not None
+    service = build_service(settings)
+    sinks = _sinks()
+    threads = [
+        threading.Thread(
+            target=_keep_running, args=(name, sinks[name], settings, service, stop), name=name
+        )
+        for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        # Until told to stop: a follower halted on a poison event leaves the others running.
+        stop.wait()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        service.close()
+
+
+def _keep_running(
+    name: str,
+    open_sink: SinkFactory,
+    settings: Settings,
+    service: CustomerService,
+    stop: threading.Event,
+) -> None:
+    assert settings.database_url is not None
+    while not stop.is_set():
+        try:
+            sink = open_sink(settings, service)
+            Follower(name, service, sink, settings.database_url, stop_event=stop).run()
+        except PoisonEventError as error:
+            _log.error("follower_stopped_on_poison", follower=name, error=str(error))
+            return
+        except Exception:
+            _log.exception("follower_failed", follower=name, restart_in=RESTART_PAUSE_SECONDS)
+            stop.wait(RESTART_PAUSE_SECONDS)
