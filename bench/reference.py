@@ -15,12 +15,11 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
 
-from bench.context import Context, Outcome
+from bench.context import Context, Outcome, Phase
 from bench.stats import Window
 
 __all__ = ["measure_reference"]
@@ -41,9 +40,7 @@ async def measure_reference(ctx: Context) -> Outcome:
         async with ctx.phase(f"reference INSERT, {connections} connections", seconds) as phase:
             start = time.perf_counter() + ctx.profile.warmup + 0.2
             end = start + ctx.profile.duration
-            metering = asyncio.create_task(phase.meter_window(start, end))
-            window = await asyncio.to_thread(_run, ctx, connections, start, end, phase.handle.done)
-            await metering
+            window = await asyncio.to_thread(_run, ctx, phase, connections, start, end)
         outcome.values[f"reference_insert_rate_{connections}"] = round(window.rate, 1)
         outcome.details[f"reference_{connections}"] = {
             **window.summary(),
@@ -57,9 +54,7 @@ async def measure_reference(ctx: Context) -> Outcome:
     return outcome
 
 
-def _run(
-    ctx: Context, connections: int, start: float, end: float, tick: Callable[[], None]
-) -> Window:
+def _run(ctx: Context, phase: Phase, connections: int, start: float, end: float) -> Window:
     """Insert from `connections` threads until `end`; the inserts finished in [start, end]."""
     opened = [psycopg.connect(ctx.system.database_url, autocommit=True) for _ in range(connections)]
     windows = [Window(start, end) for _ in opened]
@@ -80,12 +75,16 @@ def _run(
                 finished = time.perf_counter()
                 window.record(finished, finished - began, 200, ok=True)
                 if window.inside(finished):
-                    tick()
+                    phase.handle.done()
 
     threads = [
         threading.Thread(target=insert_until_end, args=(c, w), name=f"bench-ref-{i}")
         for i, (c, w) in enumerate(zip(opened, windows, strict=True))
     ]
+    # The CPU meter runs in its own thread too, and the connections close only after its
+    # last reading: a backend that exits before it would drop out of PostgreSQL's total.
+    meter = threading.Thread(target=phase.meter_window_blocking, args=(start, end))
+    threads.append(meter)
     try:
         for thread in threads:
             thread.start()

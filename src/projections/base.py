@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor, sql
 
@@ -33,6 +33,7 @@ __all__ = [
     "Batch",
     "PoisonEventError",
     "PoisonPolicy",
+    "PositionMovedError",
     "ReadModel",
     "read_model_schema",
 ]
@@ -63,6 +64,10 @@ class PoisonPolicy:
 
 class PoisonEventError(Exception):
     """An event was parked and the policy says stop."""
+
+
+class PositionMovedError(Exception):
+    """The read model's saved position moved on under this runner: read it again."""
 
 
 class ReadModel(PostgresTrackingRecorder):
@@ -101,7 +106,7 @@ class ReadModel(PostgresTrackingRecorder):
         """Apply a batch and advance the position, in one transaction; park poison events."""
         try:
             self._commit(batch)
-        except PoisonEventError:
+        except (PoisonEventError, PositionMovedError):
             raise
         except Exception:
             if len(batch) == 1:
@@ -111,11 +116,20 @@ class ReadModel(PostgresTrackingRecorder):
             for item in batch:
                 self.process([item])
 
+    def apply_batch(self, cursor: Cursor[Any], batch: Batch) -> None:
+        """Apply a batch and advance the position on `cursor` (the caller's transaction)."""
+        for position, event in batch:
+            self.apply(cursor, event, position)
+        try:
+            self._advance(cursor, batch[-1][0])
+        except IntegrityError:
+            # The tracking row is already past this batch: a rebuild was swapped in, or
+            # another runner got here first. Not a poison event: re-read and go on.
+            raise PositionMovedError(self.name) from None
+
     def _commit(self, batch: Batch) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            for position, event in batch:
-                self.apply(cursor, event, position)
-            self._advance(cursor, batch[-1][0])
+            self.apply_batch(cursor, batch)
 
     def _park(self, position: int, event: Any) -> None:
         error = traceback.format_exc(limit=5)

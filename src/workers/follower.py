@@ -25,6 +25,7 @@ import structlog
 from prometheus_client import Gauge
 
 from domain.service import CustomerService
+from projections.base import PositionMovedError
 
 __all__ = ["Follower", "LeaderLock", "Sink"]
 
@@ -115,11 +116,13 @@ class Follower:
     def _follow(self, lock: LeaderLock) -> None:
         recorder = self.service.recorder
         mapper = self.service.mapper
-        position = self.sink.position()
         with psycopg.connect(self.database_url, autocommit=True) as listener:
             listener.execute(f'LISTEN "{recorder.channel_name}"')  # type: ignore[attr-defined]
             last_check = time.monotonic()
             while not self.stop_event.is_set():
+                # The saved position, not a remembered one: a rebuild swapped in under a
+                # batch in flight may have taken that batch's commit with the old tables.
+                position = self.sink.position()
                 notifications = recorder.select_notifications(
                     start=position, limit=self.batch_size, inclusive_of_start=False
                 )
@@ -130,7 +133,11 @@ class Follower:
                         pass
                 else:
                     batch = [(n.id, mapper.to_domain_event(n)) for n in notifications]
-                    self.sink.process(batch)
+                    try:
+                        self.sink.process(batch)
+                    except PositionMovedError:
+                        _log.info("follower_position_moved", follower=self.name)
+                        continue
                     position = batch[-1][0]
                     self._record_lag(position, batch[-1][1])
                     if self.on_batch is not None:
