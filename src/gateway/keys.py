@@ -48,6 +48,7 @@ __all__ = [
     "REGISTRY_KEY",
     "REQUEST_ID_KEY",
     "RESPONSE_STARTED_KEY",
+    "SCRAPE_HOOKS_KEY",
     "SERVICE_KEY",
     "SETTINGS_KEY",
     "VERIFIER_KEY",
@@ -95,6 +96,8 @@ OPENAPI_KEY = web.AppKey("openapi_document", bytes)
 BREAKER_KEY: web.AppKey[DatabaseBreaker] = web.AppKey("database_breaker")
 READ_POOL_KEY: web.AppKey[AsyncConnectionPool[Any]] = web.AppKey("read_pool")
 PROGRESS_KEY: web.AppKey[ProgressWatcher] = web.AppKey("progress_watcher")
+SCRAPE_HOOKS_KEY: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("scrape_hooks")
+"""Refreshed before each /metrics scrape (gauges read from the database)."""
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")

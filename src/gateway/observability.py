@@ -35,6 +35,7 @@ from gateway.keys import (
     REGISTRY_KEY,
     REQUEST_ID_KEY,
     RESPONSE_STARTED_KEY,
+    SCRAPE_HOOKS_KEY,
 )
 from gateway.operations import Body, operation
 
@@ -166,5 +167,7 @@ async def mark_response_started(request: web.Request, response: web.StreamRespon
 )
 async def metrics_handler(request: web.Request) -> web.Response:
     """Prometheus text exposition of this app's registry."""
+    for refresh in request.app.get(SCRAPE_HOOKS_KEY, ()):
+        await refresh()
     body = generate_latest(request.app[REGISTRY_KEY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

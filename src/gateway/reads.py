@@ -12,20 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
 import structlog
 from aiohttp import web
+from prometheus_client import Gauge
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.keys import PROGRESS_KEY, READ_POOL_KEY, SETTINGS_KEY
+from gateway.keys import PROGRESS_KEY, READ_POOL_KEY, REGISTRY_KEY, SCRAPE_HOOKS_KEY, SETTINGS_KEY
 from gateway.problems import RETRY_AFTER_SECONDS, Problem
 from projections.base import PROGRESS_CHANNEL, UPSTREAM, read_model_schema
+from projections.catalog import READ_MODELS
 
 __all__ = ["ProgressWatcher", "ReadQuery", "read_pool", "reads_context", "wait_for_position"]
 
@@ -110,6 +112,53 @@ class ProgressWatcher:
                 await asyncio.sleep(1.0)
 
 
+class ReadModelLag:
+    """Gauges of each read model's position and lag behind the log, read at scrape time.
+
+    The workers are other processes; reading their tracking rows here lets the gateway's
+    /metrics show every read model's lag wherever its runner is.
+    """
+
+    def __init__(self, app: web.Application, pool: AsyncConnectionPool[Any]) -> None:
+        settings = app[SETTINGS_KEY]
+        self._pool = pool
+        self._service_schema = settings.db_schema
+        registry = app[REGISTRY_KEY]
+        self._head = Gauge("event_log_head", "Position of the newest event", registry=registry)
+        self._position = Gauge(
+            "read_model_position", "Last position processed", ["read_model"], registry=registry
+        )
+        self._lag = Gauge(
+            "read_model_lag_events", "Positions behind the head", ["read_model"], registry=registry
+        )
+
+    async def refresh(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(
+                    sql.SQL("SELECT max(notification_id) AS head FROM {}").format(
+                        sql.Identifier(self._service_schema, f"{UPSTREAM}_events")
+                    )
+                )
+                row = await cursor.fetchone()
+                head = int(row["head"] or 0) if row else 0
+                self._head.set(head)
+                for name in READ_MODELS:
+                    schema = read_model_schema(self._service_schema, name)
+                    try:
+                        cursor = await connection.execute(
+                            sql.SQL("SELECT notification_id FROM {}").format(
+                                sql.Identifier(schema, "tracking")
+                            )
+                        )
+                    except psycopg.errors.UndefinedTable:
+                        continue
+                    tracked = await cursor.fetchone()
+                    position = int(tracked["notification_id"]) if tracked else 0
+                    self._position.labels(name).set(position)
+                    self._lag.labels(name).set(max(0, head - position))
+
+
 async def reads_context(app: web.Application) -> AsyncIterator[None]:
     """`cleanup_ctx`: the read pool and the progress listener (only with a database)."""
     database_url = app[SETTINGS_KEY].database_url
@@ -129,6 +178,8 @@ async def reads_context(app: web.Application) -> AsyncIterator[None]:
     watcher.start(database_url)
     app[READ_POOL_KEY] = pool
     app[PROGRESS_KEY] = watcher
+    hooks: list[Callable[[], Awaitable[None]]] = [ReadModelLag(app, pool).refresh]
+    app[SCRAPE_HOOKS_KEY] = hooks
     yield
     await watcher.stop()
     await pool.close()
