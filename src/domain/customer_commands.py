@@ -46,17 +46,30 @@ class CustomerCommands(WritePath):
         profile = Profile.from_dict({"first_name": None, **values})
         profile.check_rules()
 
+        tries = 0
+
         def attempt() -> Change:
+            nonlocal tries
+            tries += 1
+            # The first try reads nothing: it claims every value as new and lets the event
+            # store's unique key judge. Only after a refusal are the reservations read, to
+            # reclaim released values or to say which value is taken. (A refused first try
+            # may leave a gap in customer numbers, as any sequence does.)
+            optimistic = tries == 1
             customer_id = uuid4()
-            # Values the caller chose are checked before a number is drawn, so a refused
-            # registration does not burn one.
             claims = [
-                self._claim(name, value, customer_id)
+                self._claim(name, value, customer_id, optimistic=optimistic)
                 for name, value in _unique_values(profile, given_number).items()
             ]
-            number = given_number if given_number is not None else self._allocate_customer_number()
+            number = (
+                given_number
+                if given_number is not None
+                else self._allocate_customer_number(optimistic=optimistic)
+            )
             if given_number is None:
-                claims.append(self._claim("customer_number", number, customer_id))
+                claims.append(
+                    self._claim("customer_number", number, customer_id, optimistic=optimistic)
+                )
             customer = Customer.register(
                 customer_number=number,
                 profile=profile,
@@ -104,7 +117,7 @@ class CustomerCommands(WritePath):
                     reservations.append(self._claim(name, new, customer.id))
             return self._changed(customer, reservations)
 
-        return self.execute(attempt, idempotency)
+        return self.execute(attempt, idempotency, key=customer_id)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -333,7 +346,7 @@ class CustomerCommands(WritePath):
             decide(customer)
             return self._changed(customer)
 
-        return self.execute(attempt, idempotency)
+        return self.execute(attempt, idempotency, key=customer_id)
 
     def _add_part(
         self,
@@ -350,7 +363,7 @@ class CustomerCommands(WritePath):
             change.result[id_name] = part_id
             return change
 
-        return self.execute(attempt, idempotency)
+        return self.execute(attempt, idempotency, key=customer_id)
 
     def _customer(self, customer_id: UUID, expected_version: int | None) -> Customer:
         customer: Customer = self.load(customer_id, Customer, expected_version)
@@ -365,7 +378,11 @@ class CustomerCommands(WritePath):
             [customer, *(others or [])],
         )
 
-    def _claim(self, name: str, value: str | int, owner_id: UUID) -> Reservation:
+    def _claim(
+        self, name: str, value: str | int, owner_id: UUID, *, optimistic: bool = False
+    ) -> Reservation:
+        if optimistic:
+            return Reservation.claim_new(name, value, owner_id)
         try:
             reservation: Reservation = self.repository.get(reservation_id(name, value))
         except AggregateNotFoundError:
@@ -378,10 +395,12 @@ class CustomerCommands(WritePath):
         reservation.release(owner_id)
         return reservation
 
-    def _allocate_customer_number(self) -> int:
+    def _allocate_customer_number(self, *, optimistic: bool = False) -> int:
         """The next free number: numbers given by hand may already hold some of the sequence."""
         while True:
             number = self.next_customer_number()
+            if optimistic:
+                return number
             try:
                 held: Reservation = self.repository.get(reservation_id("customer_number", number))
             except AggregateNotFoundError:

@@ -9,7 +9,9 @@ fresh read then either succeeds or gives the precise refusal (taken, stale versi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -19,11 +21,13 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import ConflictError, DomainError, NotFoundError, VersionMismatchError
+from domain.group_commit import GroupCommit
 from domain.idempotency import IdempotentRequest
 
 __all__ = ["Change", "Idempotency", "Receipt", "WritePath"]
 
 MAX_ATTEMPTS = 5
+_TURN_STRIPES = 256
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,32 @@ class Change:
 class WritePath(Application[UUID]):
     """An application whose commands go through `execute`."""
 
-    def execute(self, attempt: Callable[[], Change], idempotency: Idempotency | None) -> Receipt:
-        """Run `attempt` and save what it decided; replay a keyed request's first outcome."""
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.group_commit = GroupCommit(self.save)
+        # Commands on one aggregate take turns inside this process, so a hot customer
+        # costs waiting instead of failed attempts; across processes the event store's
+        # version check still decides.
+        self._turns = [threading.RLock() for _ in range(_TURN_STRIPES)]
+
+    def execute(
+        self,
+        attempt: Callable[[], Change],
+        idempotency: Idempotency | None,
+        *,
+        key: UUID | None = None,
+    ) -> Receipt:
+        """Run `attempt` and save what it decided; replay a keyed request's first outcome.
+
+        `key` names the existing aggregate the command changes, if any.
+        """
         if idempotency and (earlier := self._earlier_outcome(idempotency)):
             return earlier
+        turn = self._turns[hash(key) % _TURN_STRIPES] if key else contextlib.nullcontext()
+        with turn:
+            return self._attempts(attempt, idempotency)
+
+    def _attempts(self, attempt: Callable[[], Change], idempotency: Idempotency | None) -> Receipt:
         for _ in range(MAX_ATTEMPTS):
             try:
                 change = attempt()
@@ -85,8 +111,9 @@ class WritePath(Application[UUID]):
                         change.result,
                     )
                 )
+            events = [e for aggregate in to_save for e in aggregate.collect_events()]
             try:
-                recordings = self.save(*to_save)
+                recordings = self.group_commit.save(events)
             except IntegrityError:
                 # Lost a race: a concurrent identical request, a newer version, or a
                 # reservation taken meanwhile. The next attempt reads again and decides.

@@ -28,6 +28,7 @@ from domain.errors import (
 )
 from domain.sealing import SecretSealer
 from domain.service import CustomerService, Receipt
+from domain.write_path import Change
 
 SETTINGS = settings(max_examples=50, stateful_step_count=30, deadline=None)
 
@@ -61,12 +62,15 @@ class RecordingService(CustomerService):
         super().__init__(sealer=SecretSealer(SecretSealer.generate_key()))
         self.live: dict[UUID, Customer] = {}
 
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
-        recordings = super().save(*objs, **kwargs)
-        for obj in objs:
-            if isinstance(obj, Customer):
-                self.live[obj.id] = obj
-        return recordings
+    def execute(self, attempt: Callable[[], Change], idempotency: Any, **kwargs: Any) -> Receipt:
+        def remembering() -> Change:
+            change = attempt()
+            for obj in change.to_save:
+                if isinstance(obj, Customer):
+                    self.live[obj.id] = obj
+            return change
+
+        return super().execute(remembering, idempotency, **kwargs)
 
 
 def state_of(customer: Customer) -> dict[str, Any]:
