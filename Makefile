@@ -32,3 +32,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The benchmark (bench/, docs/PERFORMANCE.md): servers started as `make run` starts them.
+#   make bench        the full run, about 6 minutes: bench/results/latest.json and the doc's table
+#   make bench-quick  a smoke run under 2 minutes: bench/results/quick.json
+.PHONY: bench bench-quick
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick

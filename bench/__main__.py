@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from bench.profiles import FULL, QUICK
 from bench.report import markdown_block, summary_table, update_doc, write_json
-from bench.runner import run
+from bench.runner import run, wait_until_quiet
 
 __all__ = ["main"]
 
@@ -29,13 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     profile = QUICK if arguments.quick else FULL
     out = arguments.out or _RESULTS / ("quick.json" if arguments.quick else "latest.json")
-    write_doc = (not arguments.quick) if arguments.doc is None else arguments.doc
+    default_doc = not arguments.quick and arguments.render is None
+    write_doc = default_doc if arguments.doc is None else arguments.doc
     command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
-    console = Console()
-    results = asyncio.run(run(profile, command, console))
-    write_json(out, results)
+    # Piped (make bench | tee), rich would assume 80 columns and wrap the summary table.
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    if arguments.render is not None:
+        # Re-render a past run (after a change to the report's format): nothing is measured.
+        results = json.loads(arguments.render.read_text())
+    else:
+        if arguments.wait_quiet:
+            wait_until_quiet(console, minutes=arguments.wait_quiet)
+        results = asyncio.run(run(profile, command, console))
+        write_json(out, results)
     console.print(summary_table(results))
-    console.print(f"wrote {out} ({results['duration_s']:.0f} s)")
+    if arguments.render is None:
+        console.print(f"wrote {out} ({results['duration_s']:.0f} s)")
     if write_doc:
         update_doc(_DOC, markdown_block(results))
         console.print(f"updated the results block of {_DOC}")
@@ -51,6 +61,19 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         help="results file (default bench/results/latest.json; quick.json with --quick)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="on a shared machine: first wait up to MINUTES for other jobs' CPU to drop",
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="measure nothing: show a past run's results (with --doc, rewrite the doc's block)",
     )
     parser.add_argument(
         "--doc",

@@ -96,7 +96,13 @@ class CpuMeter:
         """CPU per party over a phase, per operation, and how busy the machine was."""
         used = {name: after.seconds[name] - before.seconds.get(name, 0.0) for name in after.seconds}
         total = after.machine_total - before.machine_total
+        busy = after.machine_busy - before.machine_busy
         return {
+            # CPU of everything else on the machine (other users' jobs, the kernel's own
+            # threads, NATS): high values mean the phase competed with foreign load.
+            "other_processes_cpu_pct": round(100 * (busy - sum(used.values())) / total, 1)
+            if total
+            else None,
             "cpu_s": {name: round(value, 3) for name, value in used.items()},
             "cpu_ms_per_op": (
                 {name: round(value * 1000 / operations, 3) for name, value in used.items()}

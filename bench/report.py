@@ -29,8 +29,10 @@ def write_json(path: Path, results: dict[str, Any]) -> None:
 
 def summary_table(results: dict[str, Any]) -> Table:
     table = Table(title=f"bench ({results['mode']}), {results['date']}")
-    for column in ("key", "value", "unit", "target", "status"):
-        table.add_column(column, justify="right" if column == "value" else "left")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", justify="right")
+    for column in ("unit", "target", "status"):
+        table.add_column(column)
     for key in KEYS:
         value = results[key]
         state = status(key, value)
@@ -57,8 +59,8 @@ def markdown_block(results: dict[str, Any]) -> str:
         f"- **Command:** `{results['command']}` at commit `{machine['git_commit']}`",
         f"- **Machine:** {machine['nproc']} CPUs ({machine['cpu_model']}),"
         f" {machine['memory_gb']} GB RAM, Linux {machine['kernel']}, data on"
-        f" {machine['data_filesystem']}; the load generator, the gateway and PostgreSQL"
-        " all run on it",
+        f" {machine['data_filesystem']}; the load generator, the service's processes,"
+        " PostgreSQL and NATS all run on it",
         f"- **PostgreSQL:** {postgres.get('server_version')}"
         f" ({'embedded' if machine['postgres_embedded'] else 'configured'}),"
         f" fsync={postgres.get('fsync')}, synchronous_commit={postgres.get('synchronous_commit')},"
@@ -85,33 +87,65 @@ def markdown_block(results: dict[str, Any]) -> str:
         lines += [
             f"- {', '.join(f'`{k}`' for k in keys)}: {reason}" for reason, keys in reasons.items()
         ]
+    followers = results["details"].get("worker_followers")
+    if followers is not None:
+        lines += [
+            "",
+            "Peak RSS by process (MB): "
+            + ", ".join(f"{k} {v}" for k, v in results["details"]["rss_peak_mb"].items())
+            + f"; the workers process ran these followers: {followers or 'none yet'}.",
+        ]
+    foreign = [
+        phase["other_processes_cpu_pct"]
+        for phase in results["details"].values()
+        if isinstance(phase, dict)
+        and "rate_per_s" in phase
+        and phase.get("other_processes_cpu_pct") is not None
+    ]
+    if foreign:
+        lines += [
+            "",
+            f"Processes outside the run used up to {max(foreign):.0f}% of the machine's CPU"
+            " during a measured window (last column below): where that is high, the phase"
+            " competed with other jobs and its numbers are pessimistic.",
+        ]
     lines += ["", *_cpu_table(results["details"]), "", END]
     return "\n".join(lines)
 
 
 def _cpu_table(details: dict[str, Any]) -> list[str]:
     """Per phase: rate, latency, and the CPU each party spent per operation."""
+    phases = {
+        name: phase
+        for name, phase in details.items()
+        if isinstance(phase, dict) and "rate_per_s" in phase
+    }
+    parties: list[str] = []
+    for phase in phases.values():
+        parties += [p for p in phase.get("cpu_ms_per_op", {}) if p not in parties]
+    # The load generator first and PostgreSQL last; the service's processes in between.
+    parties.sort(key=lambda p: (p != "bench", p == "postgres"))
     lines = [
         "Per phase (measured window only): CPU milliseconds per completed operation of the"
-        " load generator (`bench`), the gateway and PostgreSQL, and how busy both cores were.",
+        " load generator (`bench`), each service process and PostgreSQL; how busy both"
+        " cores were; and the share of the machine's CPU used by processes outside the run"
+        " (other jobs).",
         "",
-        "| phase | ops/s | p50 ms | p99 ms | bench CPU ms/op | gateway CPU ms/op |"
-        " postgres CPU ms/op | machine busy % | iowait % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| phase | ops/s | p50 ms | p99 ms | "
+        + " | ".join(f"{p} CPU ms/op" for p in parties)
+        + " | machine busy % | iowait % | other processes % |",
+        "|---|" + "---:|" * (len(parties) + 6),
     ]
-    for name, phase in details.items():
-        if not isinstance(phase, dict) or "rate_per_s" not in phase:
-            continue
+    for name, phase in phases.items():
         per_op = phase.get("cpu_ms_per_op", {})
         cells = [
             phase["rate_per_s"],
             phase["p50_ms"],
             phase["p99_ms"],
-            per_op.get("bench"),
-            per_op.get("gateway"),
-            per_op.get("postgres"),
+            *(per_op.get(p) for p in parties),
             phase.get("machine_busy_pct"),
             phase.get("machine_iowait_pct"),
+            phase.get("other_processes_cpu_pct"),
         ]
         lines.append(f"| {name} | " + " | ".join(_number(c) for c in cells) + " |")
     return lines
@@ -132,12 +166,9 @@ def update_doc(path: Path, block: str) -> None:
 def _number(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, float):
-        if abs(value) >= 100:
-            return f"{value:,.0f}"
-        if abs(value) >= 1:
-            return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
-        return f"{value:.3f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    # Three significant digits below 100: 0.84, 3.46, 19.3.
+    return f"{value:.3g}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import psutil
 from rich.console import Console
 
 from bench.context import Context, Outcome
@@ -28,9 +31,12 @@ from bench.targets import KEYS, TARGETS, status
 from bench.ui import Display
 from bench.updates import measure_updates
 
-__all__ = ["MEASUREMENTS", "run"]
+__all__ = ["MEASUREMENTS", "run", "wait_until_quiet"]
 
 Measurement = Callable[[Context], Awaitable[Outcome]]
+
+# Foreign CPU share (%) above which the run warns that it is not alone on the machine.
+_QUIET_PCT = 10.0
 
 # In this order: the half-peak phase needs the peak rate, the updates need customers.
 MEASUREMENTS: tuple[Measurement, ...] = (
@@ -50,16 +56,16 @@ async def run(profile: Profile, command: str, console: Console) -> dict[str, Any
     began = time.monotonic()
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     outcome = Outcome()
-    with console.status("starting PostgreSQL, NATS and the service's processes"):
-        system_context = start_system()
-        system = system_context.__enter__()
-    try:
+    with contextlib.ExitStack() as stack:
+        with console.status("starting PostgreSQL, NATS and the service's processes"):
+            system = stack.enter_context(start_system())
         console.print(
             f"service on {system.base_url}, schema {system.schema},"
             f" processes: {', '.join(f'{n} ({p.pid})' for n, p in system.processes.items())}"
         )
         machine = describe(system)
         meter = CpuMeter(system.processes, system.postmaster)
+        outcome.details["before_run"] = await _foreign_load(meter, console)
         with (
             RssSampler(system.processes, profile.rss_interval) as rss,
             Display(console) as display,
@@ -69,11 +75,40 @@ async def run(profile: Profile, command: str, console: Console) -> dict[str, Any
                 _merge(outcome, await measure(ctx))
                 ctx.values.update(outcome.values)
         _merge(outcome, _memory(rss.peaks_mb, system.exited_at_start))
-    finally:
-        with console.status("stopping the service and the servers"):
-            system_context.__exit__(None, None, None)
+        console.print("stopping the service and the servers")
     _merge(outcome, _ratio(outcome.values))
     return _assemble(profile, command, date, time.monotonic() - began, machine, outcome)
+
+
+def wait_until_quiet(console: Console, *, minutes: float, window: float = 5.0) -> bool:
+    """Wait until the machine's CPU stays under the quiet threshold for `window` seconds.
+
+    Nothing of the run exists yet, so all the CPU used is other jobs'. False on timeout:
+    the run then starts anyway and its per-phase column says how loaded it was.
+    """
+    deadline = time.monotonic() + minutes * 60
+    with console.status("waiting for other jobs on the machine to quiet down") as status:
+        while time.monotonic() < deadline:
+            busy = psutil.cpu_percent(interval=window)
+            status.update(f"waiting for a quiet machine: {busy:.0f}% busy over {window:.0f} s")
+            if busy < _QUIET_PCT:
+                return True
+    console.print("[yellow]the machine did not quiet down; running anyway[/yellow]")
+    return False
+
+
+async def _foreign_load(meter: CpuMeter, console: Console) -> dict[str, object]:
+    """Two idle seconds: how much CPU other jobs on the machine take before we start."""
+    before = meter.snapshot()
+    await asyncio.sleep(2.0)
+    idle = CpuMeter.delta(before, meter.snapshot(), 0)
+    foreign = idle.get("other_processes_cpu_pct")
+    if isinstance(foreign, float) and foreign > _QUIET_PCT:
+        console.print(
+            f"[yellow]other processes use {foreign:.0f}% of the machine's CPU: the numbers"
+            " will be pessimistic (see other_processes_cpu_pct per phase)[/yellow]"
+        )
+    return idle
 
 
 def _memory(peaks_mb: dict[str, float], exited: dict[str, int]) -> Outcome:
@@ -84,6 +119,8 @@ def _memory(peaks_mb: dict[str, float], exited: dict[str, int]) -> Outcome:
     outcome = Outcome(
         details={
             "rss_peak_mb": {k: round(v, 1) for k, v in peaks_mb.items()},
+            # What the worker process had to do: its memory grows with each follower.
+            "worker_followers": _followers(),
             **({"exited_at_start": exited} if exited else {}),
         }
     )
@@ -101,6 +138,14 @@ def _memory(peaks_mb: dict[str, float], exited: dict[str, int]) -> Outcome:
             else "no worker processes yet (customers run starts only: " + ", ".join(peaks_mb) + ")"
         )
     return outcome
+
+
+def _followers() -> list[str] | str:
+    try:
+        from workers.runners import follower_names
+    except ImportError as error:  # the workers package is being built alongside
+        return f"unknown ({error})"
+    return follower_names()
 
 
 def _ratio(values: dict[str, float | None]) -> Outcome:

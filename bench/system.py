@@ -133,7 +133,7 @@ def start_system() -> Iterator[System]:
                     )
             finally:
                 # Only matters for a configured database: a local one is deleted whole.
-                drop_schema(urls.database_url, schema)
+                _drop_schemas(urls.database_url, schema)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -163,7 +163,9 @@ def _processes(
             with open(log_dir / f"{child.name}.log", "wb") as log:
                 started[child.name] = subprocess.Popen(
                     list(child.argv),
-                    env=env,
+                    # libpq's own variable, no service setting: each process's connections
+                    # carry its name in pg_stat_activity and the server log (bench.anatomy).
+                    env={**env, "PGAPPNAME": child.name},
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -210,6 +212,18 @@ def _wait_until_healthy(
                 return
         time.sleep(0.1)
     raise TimeoutError(f"the gateway did not answer {url} in {_START_TIMEOUT} s")
+
+
+def _drop_schemas(database_url: str, schema: str) -> None:
+    """Drop the run's schema and the read models' schemas named after it (`<schema>_*`)."""
+    pattern = schema.replace("_", r"\_") + r"\_%"
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
+            (schema, pattern),
+        ).fetchall()
+    for (name,) in rows:
+        drop_schema(database_url, str(name))
 
 
 def _token(settings: Settings) -> str:

@@ -36,7 +36,7 @@ KEYS: tuple[str, ...] = (
 UNITS: dict[str, str] = {
     "reference_insert_rate": "inserts/s",
     "register_rate": "registrations/s",
-    "update_rate": "accepted updates/s",
+    "update_rate": "updates/s",
     "update_conflicts": "412 answers",
     "_ms": "ms",
     "rebuild": "events/s",

@@ -9,11 +9,16 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from eventsourcing.persistence import JSONTranscoder
 
+from domain.appointment_commands import AppointmentCommands
 from domain.customer_commands import CustomerCommands
+from domain.passwords import PasswordHasher
+from domain.portal_commands import PortalCommands
 from domain.sealing import SecretSealer
+from domain.ticket_commands import TicketCommands
 from domain.transcodings import TRANSCODINGS
 from domain.write_path import Idempotency, Receipt
 
@@ -32,7 +37,11 @@ class _Counter:
             return next(self._numbers)
 
 
-class CustomerService(CustomerCommands):
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CustomerService(CustomerCommands, AppointmentCommands, TicketCommands, PortalCommands):
     """The CRM's commands and queries over one event store."""
 
     name = "crm"
@@ -45,12 +54,17 @@ class CustomerService(CustomerCommands):
         next_customer_number: Callable[[], int] | None = None,
         phone_region: str = "US",
         newsletter_default: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        password_hasher: PasswordHasher | None = None,
     ) -> None:
         super().__init__(env)
         self.sealer = sealer
         self.next_customer_number = next_customer_number or _Counter()
         self.phone_region = phone_region
         self.newsletter_default = newsletter_default
+        self.clock = clock or _utc_now
+        """Now, for rules such as "no reschedule after the start"; tests move it."""
+        self.password_hasher = password_hasher or PasswordHasher()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

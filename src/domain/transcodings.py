@@ -12,6 +12,7 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoding
 
+from domain.tickets import Device
 from domain.values import Address, Contact, InstalledSystem, Profile
 
 __all__ = ["TRANSCODINGS"]
@@ -49,4 +50,5 @@ TRANSCODINGS: tuple[Transcoding, ...] = (
     ValueObjectAsDict(Address),
     ValueObjectAsDict(Contact),
     ValueObjectAsDict(InstalledSystem),
+    ValueObjectAsDict(Device),
 )

@@ -59,9 +59,11 @@ OPEN_ROUTES = frozenset(
         ("GET", "/readyz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
+        ("GET", "/asyncapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/static"),  # the static resource's template covers its files
         ("POST", "/v1/auth/login"),
+        ("POST", "/v1/auth/set-password"),
     }
 )
 _ROLES_ATTR = "__gateway_roles__"

@@ -50,6 +50,7 @@ from gateway.schemas import (
     SystemIn,
     SystemPatch,
 )
+from gateway.scopes import self_service
 from gateway.threads import run_sync
 from infrastructure.eventstore import event_positions
 
@@ -143,13 +144,14 @@ async def get_customer(request: web.Request) -> web.Response:
     if_match="required",
     response_headers=COMMAND_HEADERS,
 )
-@requires(*STAFF)
+@requires(*STAFF, "customer")
 async def patch_customer(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
+    customer_id = _visible_customer_id(request)
     expected = require_if_match(request)
     patch = await read_json(request, CustomerPatch)
     changes = patch.model_dump(exclude_unset=True)
     consent_channel = changes.pop("consent_channel", None) or "staff"
+    consent_channel = self_service(request, changes) or consent_channel
     service = _service(request)
 
     def change_and_read() -> tuple[Receipt, Any]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.keys import PROGRESS_KEY, READ_POOL_KEY, REGISTRY_KEY, SCRAPE_HOOKS_KEY, SETTINGS_KEY
 from gateway.problems import RETRY_AFTER_SECONDS, Problem
+from gateway.relay_metrics import RelayProgress
 from projections.base import PROGRESS_CHANNEL, UPSTREAM, read_model_schema
 from projections.catalog import READ_MODELS
 
@@ -178,7 +179,10 @@ async def reads_context(app: web.Application) -> AsyncIterator[None]:
     watcher.start(database_url)
     app[READ_POOL_KEY] = pool
     app[PROGRESS_KEY] = watcher
-    hooks: list[Callable[[], Awaitable[None]]] = [ReadModelLag(app, pool).refresh]
+    hooks: list[Callable[[], Awaitable[None]]] = [
+        ReadModelLag(app, pool).refresh,
+        RelayProgress(app, pool).refresh,
+    ]
     app[SCRAPE_HOOKS_KEY] = hooks
     yield
     await watcher.stop()

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import customers, docs, health, observability
+from gateway import (
+    appointments,
+    asyncapi,
+    customers,
+    docs,
+    health,
+    history,
+    observability,
+    portal,
+    search,
+    tickets,
+)
 
 __all__ = ["add_routes"]
 
@@ -21,7 +32,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", observability.metrics_handler)
     # Documentation: open, and served from local files only.
     app.router.add_get("/openapi.json", docs.openapi_document)
+    app.router.add_get("/asyncapi.json", asyncapi.asyncapi_json)
     app.router.add_get("/docs", docs.docs_page)
     app.router.add_static(docs.DOCS_STATIC_PREFIX, docs.swagger_ui_dir())
     # Resources: add each resource module's routes here.
     customers.add_routes(app)
+    appointments.add_routes(app)
+    tickets.add_routes(app)
+    portal.add_routes(app)
+    search.add_routes(app)
+    history.add_routes(app)

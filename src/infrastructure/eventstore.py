@@ -125,6 +125,5 @@ def read_model_datastore(settings: Settings, schema: str, *, pool_size: int = 2)
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_timeout=5,
-        pre_ping=True,
         lock_timeout=5,
     )

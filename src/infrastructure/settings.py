@@ -15,9 +15,10 @@ from typing import Annotated, Literal
 
 import phonenumbers
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.timezones import DEFAULT_TIME_ZONE, check_time_zone
 from infrastructure.tokens import MIN_SECRET_BYTES
 
 __all__ = ["ENV_PREFIX", "LogFormat", "LogLevel", "Settings", "SettingsError", "load_settings"]
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     default_phone_region: str = "US"
     """Region assumed for phone numbers written without a country code."""
     newsletter_default: bool = True
+    business_time_zone: Annotated[str, AfterValidator(check_time_zone)] = DEFAULT_TIME_ZONE
+    """IANA zone (Europe/Berlin) in which calendars and notifications show times to people."""
+    worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Where a worker process serves its own /metrics (relay ack latency...); unset: none."""
     stop_on_poison: bool = False
     """A read model that parks an event it cannot apply stops (True) or goes on (False)."""
     thread_pool_size: Annotated[int, Field(ge=1, le=64)] = 8

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from infrastructure.eventstore import read_model_datastore
 from infrastructure.settings import Settings
+from projections.appointments import AppointmentsModel
 from projections.base import PoisonPolicy, ReadModel, read_model_schema
+from projections.history import HistoryModel
+from projections.search import SearchModel
+from projections.tickets import TicketsModel
 
 __all__ = ["READ_MODELS", "open_read_model"]
 
-READ_MODELS: dict[str, type[ReadModel]] = {}
+READ_MODELS: dict[str, type[ReadModel]] = {
+    "search": SearchModel,
+    "appointments": AppointmentsModel,
+    "tickets": TicketsModel,
+    "history": HistoryModel,
+}
 """One line per read model, e.g. `"search": SearchModel`."""
 
 

@@ -35,6 +35,7 @@ from infrastructure.servers import local_servers
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from infrastructure.tokens import issue_token
 from projections.catalog import READ_MODELS, open_read_model
+from workers.nats_commands import asyncapi, tail
 from workers.projection_commands import projections_app, worker
 
 __all__ = ["Child", "Role", "app", "children", "main"]
@@ -172,6 +173,8 @@ def servers(
 
 
 app.command()(worker)
+app.command()(tail)
+app.command()(asyncapi)
 app.add_typer(projections_app, name="projections")
 
 
@@ -198,6 +201,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
         f"{ENV_PREFIX}NATS_URL": settings.nats_url,
         f"{ENV_PREFIX}JWT_SECRET": settings.jwt_secret.get_secret_value(),
         f"{ENV_PREFIX}SECRET_KEY": settings.secret_key.get_secret_value(),
+        f"{ENV_PREFIX}DB_SCHEMA": settings.db_schema,
     }
 
 

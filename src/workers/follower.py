@@ -27,7 +27,7 @@ from prometheus_client import Gauge
 from domain.service import CustomerService
 from projections.base import PositionMovedError
 
-__all__ = ["Follower", "LeaderLock", "Sink"]
+__all__ = ["Follower", "LeaderLock", "Sink", "leader_lock_key"]
 
 _log = structlog.get_logger("workers.follower")
 
@@ -36,6 +36,7 @@ LAG_SECONDS = Gauge(
     "follower_lag_seconds", "Age of the newest event processed when it was processed", ["follower"]
 )
 POSITION = Gauge("follower_position", "Last position processed", ["follower"])
+LAG_REFRESH_SECONDS = 2.0
 ACTIVE = Gauge("follower_active", "1 while this process is the active runner", ["follower"])
 
 
@@ -47,12 +48,18 @@ class Sink(Protocol):
     def process(self, batch: Sequence[tuple[int, Any]]) -> None: ...
 
 
+def leader_lock_key(service: CustomerService, name: str) -> str:
+    """The advisory lock's key: per schema, so two services in one database do not compete."""
+    schema = service.recorder.datastore.schema  # type: ignore[attr-defined]
+    return f"follower:{schema}:{name}"
+
+
 class LeaderLock:
     """A session-level advisory lock on a dedicated connection: held while it is open."""
 
-    def __init__(self, database_url: str, name: str) -> None:
+    def __init__(self, database_url: str, key: str) -> None:
         self._database_url = database_url
-        self._key = f"follower:{name}"
+        self._key = key
         self._connection: psycopg.Connection[Any] | None = None
 
     def try_acquire(self) -> bool:
@@ -92,10 +99,11 @@ class Follower:
     stop_event: threading.Event = field(default_factory=threading.Event)
     on_batch: Callable[[int], None] | None = None
     """Called with the new position after each batch (tests, progress bars)."""
+    _lag_checked_at: float = field(default=0.0, init=False)
 
     def run(self) -> None:
         """Wait to lead, then follow until `stop()`; raises what the sink raises."""
-        lock = LeaderLock(self.database_url, self.name)
+        lock = LeaderLock(self.database_url, leader_lock_key(self.service, self.name))
         try:
             while not self.stop_event.is_set():
                 if lock.try_acquire():
@@ -149,6 +157,11 @@ class Follower:
                         return
 
     def _record_lag(self, position: int, last_event: Any) -> None:
+        # The head costs a query: ask at most every LAG_REFRESH_SECONDS, not per batch.
+        now = time.monotonic()
+        if now - self._lag_checked_at < LAG_REFRESH_SECONDS:
+            return
+        self._lag_checked_at = now
         head = self.service.recorder.max_notification_id() or 0
         POSITION.labels(self.name).set(position)
         LAG_EVENTS.labels(self.name).set(max(0, head - position))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from types import FrameType
 
 import structlog
+from prometheus_client import start_http_server
 
 from domain.service import CustomerService
 from infrastructure.eventstore import build_service
@@ -20,6 +21,7 @@ from infrastructure.settings import Settings
 from projections.base import PoisonEventError, PoisonPolicy
 from projections.catalog import READ_MODELS, open_read_model
 from workers.follower import Follower, Sink
+from workers.relay import open_relay
 
 __all__ = ["SINKS", "follower_names", "run_followers"]
 
@@ -44,7 +46,7 @@ def _sinks() -> dict[str, SinkFactory]:
     return sinks
 
 
-SINKS: dict[str, SinkFactory] = {}
+SINKS: dict[str, SinkFactory] = {"relay": open_relay}
 """Followers that are not read models (the NATS relay), one line each."""
 
 
@@ -66,6 +68,9 @@ def run_followers(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     assert settings.database_url is not None
+    if settings.worker_metrics_port is not None:
+        # The relay's per-event ack latency and the followers' gauges live in this process.
+        start_http_server(settings.worker_metrics_port, addr=settings.http_host)
     service = build_service(settings)
     sinks = _sinks()
     threads = [

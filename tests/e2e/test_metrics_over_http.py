@@ -16,4 +16,4 @@ async def test_metrics_show_the_head_of_the_event_log(
     head = re.search(r"^event_log_head (\S+)$", metrics, re.M)
     assert head is not None
     assert float(head.group(1)) >= position
-    assert 'http_requests_total{' in metrics
+    assert "http_requests_total{" in metrics

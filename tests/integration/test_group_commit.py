@@ -31,9 +31,9 @@ def test_concurrent_registrations_all_commit_with_distinct_positions(
 ) -> None:
     """Sixty-four registrations from sixteen threads all commit, each with its own position."""
     with ThreadPoolExecutor(16) as pool:
-        receipts = list(pool.map(
-            lambda i: service.register_customer({"first_name": f"c{i}"}), range(64)
-        ))
+        receipts = list(
+            pool.map(lambda i: service.register_customer({"first_name": f"c{i}"}), range(64))
+        )
     assert len({r.position for r in receipts}) == 64
     assert len({r.result["customer_number"] for r in receipts}) == 64
     for receipt in receipts:

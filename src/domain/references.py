@@ -1,0 +1,47 @@
+"""How appointments and tickets refer to customers: the customer a new record is for, and
+the records a customer may act on (their own: another's answers "not found")."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.customers import Customer
+from domain.errors import ConflictError, NotFoundError, RuleViolationError, VersionMismatchError
+from domain.write_path import WritePath
+
+__all__ = ["active_customer", "load_for"]
+
+
+def active_customer(service: WritePath, customer_id: UUID) -> Customer:
+    """The customer a new record is for: 422 when unknown (a field of the request, not the
+    resource asked for), 409 when deleted."""
+    try:
+        customer: Customer = service.load(customer_id, Customer, None)
+    except NotFoundError:
+        raise RuleViolationError("customer_id", f"there is no customer {customer_id}") from None
+    if customer.deleted:
+        raise ConflictError(
+            f"customer {customer_id} is deleted; restore it first", field="customer_id"
+        )
+    return customer
+
+
+def load_for(
+    service: WritePath,
+    aggregate_id: UUID,
+    kind: type[Aggregate],
+    expected_version: int | None,
+    customer_scope: UUID | None,
+) -> Any:
+    """The record of that kind, checked against the version the caller saw; under a
+    customer scope, another customer's record is "not found" before versions are compared,
+    so a customer cannot learn that another's id exists."""
+    record = service.load(aggregate_id, kind, None)
+    if customer_scope is not None and record.customer_id != customer_scope:
+        raise NotFoundError(kind.__name__.lower(), aggregate_id)
+    if expected_version is not None and expected_version != record.version:
+        raise VersionMismatchError(expected_version, record.version)
+    return record
