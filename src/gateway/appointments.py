@@ -15,7 +15,6 @@ from aiohttp import web
 
 from domain.appointments import Appointment
 from domain.errors import NotFoundError
-from domain.service import CustomerService
 from domain.timezones import DEFAULT_TIME_ZONE
 from gateway.appointment_schemas import (
     AppointmentIn,
@@ -32,8 +31,8 @@ from gateway.appointment_schemas import (
 )
 from gateway.auth import Role, requires
 from gateway.calendars import CONTENT_TYPE, CalendarEntry, render_calendar
-from gateway.customers import _answer, _idempotency
-from gateway.keys import SERVICE_KEY, SETTINGS_KEY
+from gateway.commands import answer, idempotency_of, service_of
+from gateway.keys import SETTINGS_KEY
 from gateway.listing import PageQuery, fetch_page
 from gateway.operations import Body, operation
 from gateway.reads import ReadQuery
@@ -92,17 +91,17 @@ async def book(request: web.Request) -> web.Response:
     require_visible_customer(request, body.customer_id)
     receipt = await run_sync(
         request,
-        _service(request).book_appointment,
+        service_of(request).book_appointment,
         body.customer_id,
         body.starts_at,
         body.ends_at,
         staff_id=body.staff_id,
         service_id=body.service_id,
         notes=body.notes,
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
     location = f"/v1/appointments/{receipt.aggregate_id}"
-    return _answer(receipt, BookedOut, status=201, location=location)
+    return answer(receipt, BookedOut, status=201, location=location)
 
 
 @operation(
@@ -123,13 +122,13 @@ async def confirm(request: web.Request) -> web.Response:
     body = await read_json(request, ConfirmIn, allow_empty=True)
     receipt = await run_sync(
         request,
-        _service(request).confirm_appointment,
+        service_of(request).confirm_appointment,
         appointment_id,
         expected_version=expected,
         staff_id=body.staff_id,
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 @operation(
@@ -149,15 +148,15 @@ async def reschedule(request: web.Request) -> web.Response:
     body = await read_json(request, RescheduleIn)
     receipt = await run_sync(
         request,
-        _service(request).reschedule_appointment,
+        service_of(request).reschedule_appointment,
         appointment_id,
         body.starts_at,
         body.ends_at,
         expected_version=expected,
         customer_scope=customer_scope(request),
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 @operation(
@@ -176,14 +175,14 @@ async def cancel(request: web.Request) -> web.Response:
     body = await read_json(request, CancelIn)
     receipt = await run_sync(
         request,
-        _service(request).cancel_appointment,
+        service_of(request).cancel_appointment,
         appointment_id,
         body.reason,
         expected_version=expected,
         customer_scope=customer_scope(request),
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 @operation(
@@ -294,7 +293,7 @@ async def staff_calendar(request: web.Request) -> web.Response:
     if not 1 <= len(staff_id) <= 100:
         raise NotFoundError("staff member", staff_id)
     query = parse_query(request, ReadQuery)
-    now = _service(request).clock()
+    now = service_of(request).clock()
     criteria = AppointmentCriteria(
         staff_id=staff_id, ends_after=now - FEED_PAST, starts_before=now + FEED_FUTURE
     )
@@ -328,11 +327,6 @@ async def staff_calendar(request: web.Request) -> web.Response:
 # ---- helpers -----------------------------------------------------------------------------
 
 
-def _service(request: web.Request) -> CustomerService:
-    service: CustomerService = request.app[SERVICE_KEY]
-    return service
-
-
 def _time_zone(request: web.Request) -> str:
     zone: str = getattr(request.app[SETTINGS_KEY], "business_time_zone", DEFAULT_TIME_ZONE)
     return zone
@@ -341,7 +335,7 @@ def _time_zone(request: web.Request) -> str:
 async def _appointment(request: web.Request) -> Appointment:
     return await run_sync(
         request,
-        _service(request).get_appointment,
+        service_of(request).get_appointment,
         path_uuid(request),
         customer_scope=customer_scope(request),
     )
@@ -352,12 +346,12 @@ async def _transition(request: web.Request, command: str) -> web.Response:
     expected = require_if_match(request)
     receipt = await run_sync(
         request,
-        getattr(_service(request), command),
+        getattr(service_of(request), command),
         appointment_id,
         expected_version=expected,
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 async def _page(

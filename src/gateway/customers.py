@@ -8,7 +8,6 @@ and, for what it created, Location. Refusals come back from the domain as except
 from __future__ import annotations
 
 import base64
-import hashlib
 from typing import Any
 from uuid import UUID
 
@@ -16,16 +15,14 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from domain.errors import NotFoundError
-from domain.idempotency import idempotency_id
-from domain.service import CustomerService, Idempotency, Receipt
+from domain.service import Receipt
 from gateway.auth import Role, can_see_customer, principal, requires
-from gateway.keys import SERVICE_KEY
+from gateway.commands import answer, idempotency_of, service_of
 from gateway.operations import operation
 from gateway.problems import FieldError, Problem
 from gateway.representations import customer_out, event_out
 from gateway.requests import (
     command_headers,
-    idempotency_key,
     json_response,
     optional_if_match,
     parse_query,
@@ -100,12 +97,12 @@ async def register(request: web.Request) -> web.Response:
     body = await read_json(request, CustomerRegistration)
     receipt = await run_sync(
         request,
-        _service(request).register_customer,
+        service_of(request).register_customer,
         body.model_dump(exclude_none=True),
-        await _idempotency(request),
+        await idempotency_of(request),
     )
     location = f"/v1/customers/{receipt.aggregate_id}"
-    return _answer(receipt, RegisteredOut, status=201, location=location)
+    return answer(receipt, RegisteredOut, status=201, location=location)
 
 
 class CustomerQuery(BaseModel):
@@ -128,7 +125,7 @@ async def get_customer(request: web.Request) -> web.Response:
     query = parse_query(request, CustomerQuery)
     customer = await run_sync(
         request,
-        _service(request).get_customer,
+        service_of(request).get_customer,
         customer_id,
         version=query.version,
         as_of=query.as_of,
@@ -152,7 +149,7 @@ async def patch_customer(request: web.Request) -> web.Response:
     changes = patch.model_dump(exclude_unset=True)
     consent_channel = changes.pop("consent_channel", None) or "staff"
     consent_channel = self_service(request, changes) or consent_channel
-    service = _service(request)
+    service = service_of(request)
 
     def change_and_read() -> tuple[Receipt, Any]:
         receipt = service.change_profile(
@@ -179,11 +176,11 @@ async def delete_customer(request: web.Request) -> web.Response:
     customer_id = path_uuid(request)
     receipt = await run_sync(
         request,
-        _service(request).delete_customer,
+        service_of(request).delete_customer,
         customer_id,
         expected_version=require_if_match(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 @operation(
@@ -213,13 +210,13 @@ async def block_customer(request: web.Request) -> web.Response:
     body = await read_json(request, BlockIn, allow_empty=True)
     receipt = await run_sync(
         request,
-        _service(request).block_customer,
+        service_of(request).block_customer,
         customer_id,
         body.reason,
         expected_version=expected,
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 @operation(
@@ -251,7 +248,7 @@ async def customer_events(request: web.Request) -> web.Response:
     customer_id = path_uuid(request)
     query = parse_query(request, EventsQuery)
     after = _decode_cursor(query.cursor)
-    service = _service(request)
+    service = service_of(request)
 
     def read_page() -> EventsPage:
         events = [e for e in service.customer_events(customer_id) if e.originator_version > after]
@@ -356,13 +353,13 @@ async def change_system(request: web.Request) -> web.Response:
     body = await read_json(request, SystemPatch)
     receipt = await run_sync(
         request,
-        _service(request).change_system,
+        service_of(request).change_system,
         customer_id,
         system_id,
         body.model_dump(exclude_unset=True),
         expected_version=expected,
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 @operation(
@@ -427,13 +424,13 @@ async def hand_keys(request: web.Request) -> web.Response:
     body = await read_json(request, KeyCustodyIn)
     receipt = await run_sync(
         request,
-        _service(request).hand_keys_to,
+        service_of(request).hand_keys_to,
         customer_id,
         body.holder_staff_id,
         body.location,
         expected_version=optional_if_match(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 @operation(
@@ -453,21 +450,16 @@ async def set_price(request: web.Request) -> web.Response:
     body = await read_json(request, PriceIn)
     receipt = await run_sync(
         request,
-        _service(request).set_custom_price,
+        service_of(request).set_custom_price,
         customer_id,
         service_id,
         body.price,
         expected_version=optional_if_match(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-
-def _service(request: web.Request) -> CustomerService:
-    service: CustomerService = request.app[SERVICE_KEY]
-    return service
 
 
 def _visible_customer_id(request: web.Request) -> UUID:
@@ -477,40 +469,17 @@ def _visible_customer_id(request: web.Request) -> UUID:
     return customer_id
 
 
-async def _idempotency(request: web.Request) -> Idempotency | None:
-    """The request's Idempotency-Key, scoped to the caller, with a fingerprint of its content."""
-    key = idempotency_key(request)
-    if key is None:
-        return None
-    digest = hashlib.sha256(f"{request.method} {request.rel_url}\n".encode())
-    digest.update(await request.read())
-    return Idempotency(idempotency_id(principal(request).sub, key), digest.hexdigest())
-
-
-def _answer(
-    receipt: Receipt,
-    model: type[BaseModel] = CommandOut,
-    *,
-    status: int = 200,
-    location: str | None = None,
-) -> web.Response:
-    headers = command_headers(version=receipt.version, position=receipt.position, location=location)
-    if receipt.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(model.model_validate(receipt.result), status=status, headers=headers)
-
-
 async def _transition(request: web.Request, command: str) -> web.Response:
     customer_id = path_uuid(request)
     expected = require_if_match(request)
     receipt = await run_sync(
         request,
-        getattr(_service(request), command),
+        getattr(service_of(request), command),
         customer_id,
         expected_version=expected,
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 async def _add_part(
@@ -519,26 +488,26 @@ async def _add_part(
     customer_id = path_uuid(request)
     receipt = await run_sync(
         request,
-        getattr(_service(request), command),
+        getattr(service_of(request), command),
         customer_id,
         *args,
         expected_version=optional_if_match(request),
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
     location = f"/v1/customers/{customer_id}/{collection}/{receipt.result[id_name]}"
-    return _answer(receipt, status=201, location=location)
+    return answer(receipt, status=201, location=location)
 
 
 async def _remove_part(request: web.Request, command: str) -> web.Response:
     customer_id, part_id = path_uuid(request), path_uuid(request, "part_id")
     receipt = await run_sync(
         request,
-        getattr(_service(request), command),
+        getattr(service_of(request), command),
         customer_id,
         part_id,
         expected_version=require_if_match(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 def _encode_cursor(version: int) -> str:

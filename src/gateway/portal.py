@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.passwords import MAX_PASSWORD_LENGTH
 from domain.portal import AccountDisabledError, InvalidCredentialsError
-from domain.service import CustomerService, Receipt
+from domain.service import Receipt
 from gateway.auth import Role, requires
-from gateway.customers import _idempotency
-from gateway.keys import SERVICE_KEY, SETTINGS_KEY
+from gateway.commands import idempotency_of, service_of
+from gateway.keys import SETTINGS_KEY
 from gateway.login_guard import LoginGuard
 from gateway.operations import operation
 from gateway.problems import Problem
@@ -93,9 +93,9 @@ class PasswordSetOut(BaseModel):
 async def invite(request: web.Request) -> web.Response:
     receipt = await run_sync(
         request,
-        _service(request).invite_to_portal,
+        service_of(request).invite_to_portal,
         path_uuid(request),
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
     return _link_sent(receipt)
 
@@ -113,9 +113,9 @@ async def invite(request: web.Request) -> web.Response:
 async def password_reset(request: web.Request) -> web.Response:
     receipt = await run_sync(
         request,
-        _service(request).request_password_reset,
+        service_of(request).request_password_reset,
         path_uuid(request),
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
     return _link_sent(receipt)
 
@@ -130,7 +130,7 @@ async def password_reset(request: web.Request) -> web.Response:
 async def set_password(request: web.Request) -> web.Response:
     body = await read_json(request, SetPasswordIn)
     receipt = await run_sync(
-        request, _service(request).set_portal_password, body.token, body.password
+        request, service_of(request).set_portal_password, body.token, body.password
     )
     return json_response(
         PasswordSetOut.model_validate(receipt.result),
@@ -161,7 +161,7 @@ async def login(request: web.Request) -> web.Response:
         )
     try:
         customer_id = await run_sync(
-            request, _service(request).authenticate_customer, body.login, body.password
+            request, service_of(request).authenticate_customer, body.login, body.password
         )
     except InvalidCredentialsError as error:
         raise Problem(
@@ -186,11 +186,6 @@ async def login(request: web.Request) -> web.Response:
     return json_response(
         TokenOut(token=token, expires_at=issued + CUSTOMER_TOKEN_TTL, customer_id=customer_id)
     )
-
-
-def _service(request: web.Request) -> CustomerService:
-    service: CustomerService = request.app[SERVICE_KEY]
-    return service
 
 
 def _link_sent(receipt: Receipt) -> web.Response:

@@ -15,11 +15,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import NotFoundError, RuleViolationError
-from domain.service import CustomerService
 from domain.tickets import Ticket
 from gateway.auth import Role, requires
-from gateway.customers import _answer, _idempotency
-from gateway.keys import SERVICE_KEY
+from gateway.commands import answer, idempotency_of, service_of
 from gateway.listing import PageQuery, fetch_page
 from gateway.operations import operation
 from gateway.requests import (
@@ -173,14 +171,14 @@ async def open_ticket(request: web.Request) -> web.Response:
     body = await read_json(request, TicketIn)
     receipt = await run_sync(
         request,
-        _service(request).open_ticket,
+        service_of(request).open_ticket,
         body.customer_id,
         body.subject,
         body.problem,
         body.device.model_dump(),
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt, status=201, location=f"/v1/tickets/{receipt.aggregate_id}")
+    return answer(receipt, status=201, location=f"/v1/tickets/{receipt.aggregate_id}")
 
 
 @operation(
@@ -200,14 +198,14 @@ async def change_status(request: web.Request) -> web.Response:
     body = await read_json(request, StatusIn)
     receipt = await run_sync(
         request,
-        _service(request).change_ticket_status,
+        service_of(request).change_ticket_status,
         ticket_id,
         body.status,
         body.note,
         expected_version=expected,
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt)
+    return answer(receipt)
 
 
 @operation(
@@ -230,15 +228,15 @@ async def add_comment(request: web.Request) -> web.Response:
         raise RuleViolationError("public", "a customer's comments are public")
     receipt = await run_sync(
         request,
-        _service(request).comment_on_ticket,
+        service_of(request).comment_on_ticket,
         ticket_id,
         body.text,
         public=scope is not None or bool(body.public),
         expected_version=expected,
         customer_scope=scope,
-        idempotency=await _idempotency(request),
+        idempotency=await idempotency_of(request),
     )
-    return _answer(receipt, status=201)
+    return answer(receipt, status=201)
 
 
 @operation(
@@ -251,7 +249,7 @@ async def add_comment(request: web.Request) -> web.Response:
 async def get_ticket(request: web.Request) -> web.Response:
     scope = customer_scope(request)
     ticket = await run_sync(
-        request, _service(request).get_ticket, path_uuid(request), customer_scope=scope
+        request, service_of(request).get_ticket, path_uuid(request), customer_scope=scope
     )
     return json_response(
         _ticket_out(ticket, for_customer=scope is not None),
@@ -291,11 +289,6 @@ async def customer_tickets(request: web.Request) -> web.Response:
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-def _service(request: web.Request) -> CustomerService:
-    service: CustomerService = request.app[SERVICE_KEY]
-    return service
 
 
 async def _page(

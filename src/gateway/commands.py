@@ -1,0 +1,50 @@
+"""What every command handler shares: the service, the request's idempotency, the answer.
+
+A command's answer is its result with `ETag`, `X-Event-Position` (and `Location` for what
+it created); a replay of an idempotent request says so with `Idempotent-Replayed`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from domain.idempotency import idempotency_id
+from domain.service import CustomerService, Idempotency, Receipt
+from gateway.auth import principal
+from gateway.keys import SERVICE_KEY
+from gateway.requests import command_headers, idempotency_key, json_response
+from gateway.schemas import CommandOut
+
+__all__ = ["answer", "idempotency_of", "service_of"]
+
+
+def service_of(request: web.Request) -> CustomerService:
+    service: CustomerService = request.app[SERVICE_KEY]
+    return service
+
+
+async def idempotency_of(request: web.Request) -> Idempotency | None:
+    """The request's Idempotency-Key, scoped to the caller, with a fingerprint of its content."""
+    key = idempotency_key(request)
+    if key is None:
+        return None
+    digest = hashlib.sha256(f"{request.method} {request.rel_url}\n".encode())
+    digest.update(await request.read())
+    return Idempotency(idempotency_id(principal(request).sub, key), digest.hexdigest())
+
+
+def answer(
+    receipt: Receipt,
+    model: type[BaseModel] = CommandOut,
+    *,
+    status: int = 200,
+    location: str | None = None,
+) -> web.Response:
+    """The command's result as `model`, with ETag, X-Event-Position and Location."""
+    headers = command_headers(version=receipt.version, position=receipt.position, location=location)
+    if receipt.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(model.model_validate(receipt.result), status=status, headers=headers)
