@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,8 +14,12 @@ from cryptography.fernet import Fernet
 
 from domain.service import CustomerService
 from gateway import create_app, issue_token
+from infrastructure.database import drop_schema
 from infrastructure.eventstore import build_service, migrate_event_store
 from infrastructure.settings import Settings
+from projections.base import ReadModel
+from projections.catalog import open_read_model
+from workers.follower import Follower
 
 Bearer = Callable[..., dict[str, str]]
 
@@ -38,6 +44,33 @@ def service(api_settings: Settings) -> Iterator[CustomerService]:
     service = build_service(api_settings)
     yield service
     service.close()
+
+
+FollowReadModel = Callable[..., contextlib.AbstractContextManager[ReadModel]]
+
+
+@pytest.fixture(scope="session")
+def followed(api_settings: Settings, service: CustomerService) -> FollowReadModel:
+    """Run a read model of the e2e schema, kept current by a follower thread, for a block:
+    `with followed("search") as model: ...`; its schema is dropped afterwards."""
+    database_url = api_settings.database_url or ""
+
+    @contextlib.contextmanager
+    def follow(name: str, on: CustomerService | None = None) -> Iterator[ReadModel]:
+        model = open_read_model(api_settings, name)
+        model.migrate()
+        follower = Follower(name, on or service, model, database_url)
+        thread = threading.Thread(target=follower.run, name=f"{name}-follower", daemon=True)
+        thread.start()
+        try:
+            yield model
+        finally:
+            follower.stop()
+            thread.join(10)
+            model.datastore.close()
+            drop_schema(database_url, model.schema)
+
+    return follow
 
 
 @pytest.fixture

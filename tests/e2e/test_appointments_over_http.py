@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,11 +19,8 @@ from aiohttp.test_utils import TestClient
 
 from domain.service import CustomerService
 from gateway import create_app
-from infrastructure.database import drop_schema
 from infrastructure.eventstore import build_service
 from infrastructure.settings import Settings
-from projections.catalog import open_read_model
-from workers.follower import Follower
 
 Client = TestClient[Any, Any]
 Bearer = Callable[..., dict[str, str]]
@@ -62,20 +58,10 @@ def services(
 
 
 @pytest.fixture(scope="module", autouse=True)
-def appointments_view(api_settings: Settings, services: list[CustomerService]) -> Iterator[None]:
+def appointments_view(followed: Any, services: list[CustomerService]) -> Iterator[None]:
     """The appointments read model, kept current by a follower thread."""
-    model = open_read_model(api_settings, "appointments")
-    model.migrate()
-    follower = Follower(
-        f"appointments:{model.schema}", services[0], model, api_settings.database_url or ""
-    )
-    thread = threading.Thread(target=follower.run, name="appointments-follower", daemon=True)
-    thread.start()
-    yield
-    follower.stop()
-    thread.join(10)
-    model.datastore.close()
-    drop_schema(api_settings.database_url or "", model.schema)
+    with followed("appointments", services[0]):
+        yield
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -13,12 +12,7 @@ from uuid import uuid4
 import pytest
 from aiohttp.test_utils import TestClient
 
-from domain.service import CustomerService
-from infrastructure.database import drop_schema
-from infrastructure.settings import Settings
 from projections.base import ReadModel
-from projections.catalog import open_read_model
-from workers.follower import Follower
 
 Client = TestClient[Any, Any]
 Bearer = Callable[..., dict[str, str]]
@@ -26,24 +20,10 @@ Registration = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def history_view(api_settings: Settings, service: CustomerService) -> Iterator[ReadModel]:
-    """The history read model of the e2e service's schema, kept current by a follower thread."""
-    model = open_read_model(api_settings, "history")
-    model.migrate()
-    follower = Follower(
-        # Named per schema: runners of one name share one lock in the whole database.
-        f"history:{model.schema}",
-        service,
-        model,
-        api_settings.database_url or "",
-    )
-    thread = threading.Thread(target=follower.run, name="history-follower", daemon=True)
-    thread.start()
-    yield model
-    follower.stop()
-    thread.join(10)
-    model.datastore.close()
-    drop_schema(api_settings.database_url or "", model.schema)
+def history_view(followed: Any) -> Iterator[ReadModel]:
+    """The history read model, kept current by a follower thread."""
+    with followed("history") as model:
+        yield model
 
 
 @dataclasses.dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,11 +20,7 @@ from aiohttp.test_utils import TestClient
 from domain.customers import Customer
 from domain.service import CustomerService
 from domain.values import Profile
-from infrastructure.database import drop_schema
-from infrastructure.settings import Settings
 from projections.base import ReadModel
-from projections.catalog import open_read_model
-from workers.follower import Follower
 
 Client = TestClient[Any, Any]
 Bearer = Callable[..., dict[str, str]]
@@ -33,24 +28,10 @@ Registration = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def search_view(api_settings: Settings, service: CustomerService) -> Iterator[ReadModel]:
-    """The search read model of the e2e service's schema, kept current by a follower thread."""
-    model = open_read_model(api_settings, "search")
-    model.migrate()
-    follower = Follower(
-        # Named per schema: runners of one name share one lock in the whole database.
-        f"search:{model.schema}",
-        service,
-        model,
-        api_settings.database_url or "",
-    )
-    thread = threading.Thread(target=follower.run, name="search-follower", daemon=True)
-    thread.start()
-    yield model
-    follower.stop()
-    thread.join(10)
-    model.datastore.close()
-    drop_schema(api_settings.database_url or "", model.schema)
+def search_view(followed: Any) -> Iterator[ReadModel]:
+    """The search read model, kept current by a follower thread."""
+    with followed("search") as model:
+        yield model
 
 
 @dataclasses.dataclass

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from aiohttp.test_utils import TestClient
-
-from domain.service import CustomerService
-from infrastructure.database import drop_schema
-from infrastructure.settings import Settings
-from projections.catalog import open_read_model
-from workers.follower import Follower
 
 Client = TestClient[Any, Any]
 Bearer = Callable[..., dict[str, str]]
@@ -24,18 +17,10 @@ DEVICE = {"type": "laptop", "make": "Lenovo", "model": "X1", "serial": "PF-123"}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def tickets_view(api_settings: Settings, service: CustomerService) -> Iterator[None]:
+def tickets_view(followed: Any) -> Iterator[None]:
     """The tickets read model, kept current by a follower thread."""
-    model = open_read_model(api_settings, "tickets")
-    model.migrate()
-    follower = Follower(f"tickets:{model.schema}", service, model, api_settings.database_url or "")
-    thread = threading.Thread(target=follower.run, name="tickets-follower", daemon=True)
-    thread.start()
-    yield
-    follower.stop()
-    thread.join(10)
-    model.datastore.close()
-    drop_schema(api_settings.database_url or "", model.schema)
+    with followed("tickets"):
+        yield
 
 
 async def ok(response: Any, status: int = 200) -> Any:
