@@ -38,7 +38,7 @@ from gateway.operations import Body, operation
 from gateway.reads import ReadQuery
 from gateway.requests import json_response, parse_query, path_uuid, read_json, require_if_match
 from gateway.schemas import CommandOut
-from gateway.scopes import customer_scope, require_visible_customer
+from gateway.scopes import customer_scope, listed_customer, require_visible_customer
 from gateway.threads import run_sync
 from projections.appointments import AppointmentCriteria, appointments_statement
 
@@ -257,10 +257,7 @@ async def appointment_calendar(request: web.Request) -> web.Response:
 @requires(*EVERYONE)
 async def list_appointments(request: web.Request) -> web.Response:
     query = parse_query(request, AppointmentsQuery)
-    scope = customer_scope(request)
-    if scope is not None and query.customer_id not in (None, scope):
-        raise NotFoundError("customer", str(query.customer_id))
-    return await _page(request, query, scope or query.customer_id)
+    return await _page(request, query, listed_customer(request, query.customer_id))
 
 
 @operation(
@@ -271,10 +268,9 @@ async def list_appointments(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def customer_appointments(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    path_customer = require_visible_customer(request, path_uuid(request))
     query = parse_query(request, AppointmentsQuery)
-    if query.customer_id not in (None, customer_id):
-        raise NotFoundError("customer", str(query.customer_id))
+    customer_id = listed_customer(request, query.customer_id, path_customer)
     return await _page(request, query, customer_id)
 
 

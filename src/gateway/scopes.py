@@ -15,7 +15,13 @@ from aiohttp import web
 from domain.errors import NotFoundError, RuleViolationError
 from gateway.auth import can_see_customer, principal
 
-__all__ = ["SELF_SERVICE_FIELDS", "customer_scope", "require_visible_customer", "self_service"]
+__all__ = [
+    "SELF_SERVICE_FIELDS",
+    "customer_scope",
+    "listed_customer",
+    "require_visible_customer",
+    "self_service",
+]
 
 SELF_SERVICE_FIELDS = frozenset(
     {
@@ -44,6 +50,21 @@ def require_visible_customer(request: web.Request, customer_id: UUID) -> UUID:
     if not can_see_customer(principal(request), customer_id):
         raise NotFoundError("customer", customer_id)
     return customer_id
+
+
+def listed_customer(
+    request: web.Request, asked: UUID | None, path_customer: UUID | None = None
+) -> UUID | None:
+    """Whose records a list may show: the path's customer (if the caller may see it), or
+    the `customer_id` asked for; a customer token is held to its own (404 for another)."""
+    allowed = (
+        require_visible_customer(request, path_customer)
+        if path_customer is not None
+        else customer_scope(request)
+    )
+    if allowed is not None and asked not in (None, allowed):
+        raise NotFoundError("customer", str(asked))
+    return allowed or asked
 
 
 def self_service(request: web.Request, changes: dict[str, object]) -> str | None:

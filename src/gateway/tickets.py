@@ -14,7 +14,7 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.errors import NotFoundError, RuleViolationError
+from domain.errors import RuleViolationError
 from domain.tickets import Ticket
 from gateway.auth import Role, requires
 from gateway.commands import answer, idempotency_of, service_of
@@ -29,7 +29,7 @@ from gateway.requests import (
     require_if_match,
 )
 from gateway.schemas import CommandOut, LongText, Name, ShortText
-from gateway.scopes import customer_scope, require_visible_customer
+from gateway.scopes import customer_scope, listed_customer, require_visible_customer
 from gateway.threads import run_sync
 from projections.tickets import TicketCriteria, tickets_statement
 
@@ -267,10 +267,7 @@ async def get_ticket(request: web.Request) -> web.Response:
 @requires(*EVERYONE)
 async def list_tickets(request: web.Request) -> web.Response:
     query = parse_query(request, TicketsQuery)
-    scope = customer_scope(request)
-    if scope is not None and query.customer_id not in (None, scope):
-        raise NotFoundError("customer", str(query.customer_id))
-    return await _page(request, query, scope or query.customer_id)
+    return await _page(request, query, listed_customer(request, query.customer_id))
 
 
 @operation(
@@ -281,10 +278,9 @@ async def list_tickets(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def customer_tickets(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    path_customer = require_visible_customer(request, path_uuid(request))
     query = parse_query(request, TicketsQuery)
-    if query.customer_id not in (None, customer_id):
-        raise NotFoundError("customer", str(query.customer_id))
+    customer_id = listed_customer(request, query.customer_id, path_customer)
     return await _page(request, query, customer_id)
 
 
