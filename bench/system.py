@@ -108,6 +108,7 @@ def start_system() -> Iterator[System]:
                     # Fresh secrets: the run must not depend on, or touch, a developer's.
                     "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
                     "secret_key": SecretStr(Fernet.generate_key().decode()),
+                    "notification_key": SecretStr(Fernet.generate_key().decode()),
                     "http_host": _LOOPBACK,
                     "http_port": _free_port(),
                 }

@@ -103,6 +103,7 @@ def make_settings(tmp_path: Path) -> MakeSettings:
             "data_dir": tmp_path / "data",
             "jwt_secret": secrets.token_urlsafe(32),
             "secret_key": Fernet.generate_key().decode(),
+            "notification_key": Fernet.generate_key().decode(),
             "log_format": "console",
         }
         return ExplicitSettings(**{**defaults, **values})

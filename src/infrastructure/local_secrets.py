@@ -28,20 +28,23 @@ def secrets_dir(data_dir: Path) -> Path:
 
 
 def with_local_secrets(settings: Settings) -> Settings:
-    """`settings` with `jwt_secret` and `secret_key` filled: as given, else from the data folder.
+    """`settings` with `jwt_secret`, `secret_key` and `notification_key` filled: as given,
+    else from the data folder.
 
-    Raises `SettingsError` when a database URL is configured and a secret is missing.
+    Raises `SettingsError` when a database URL is configured and the JWT secret or the
+    secret key is missing; the notification key is checked by the relay, the one process
+    that needs it.
     """
     missing = [name for name in ("jwt_secret", "secret_key") if getattr(settings, name) is None]
-    if not missing:
-        return settings
     if settings.database_url is not None:
-        raise SettingsError(
-            "\n".join(
-                f"{ENV_PREFIX}{name.upper()}: required when {ENV_PREFIX}DATABASE_URL is set"
-                for name in missing
+        if missing:
+            raise SettingsError(
+                "\n".join(
+                    f"{ENV_PREFIX}{name.upper()}: required when {ENV_PREFIX}DATABASE_URL is set"
+                    for name in missing
+                )
             )
-        )
+        return settings
     folder = secrets_dir(settings.data_dir)
     updates: dict[str, SecretStr] = {}
     if settings.jwt_secret is None:
@@ -58,6 +61,11 @@ def with_local_secrets(settings: Settings) -> Settings:
                 " (deleting it makes the equipment secrets stored so far unreadable)"
             ) from None
         updates["secret_key"] = SecretStr(key)
+    if settings.notification_key is None:
+        # Shared with the notification consumer (it opens the portal links' tokens).
+        updates["notification_key"] = SecretStr(
+            _read_or_create(folder / "notification_key", lambda: Fernet.generate_key().decode())
+        )
     return settings.model_copy(update=updates)
 
 

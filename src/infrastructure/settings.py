@@ -34,7 +34,7 @@ _SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")
 
 
 # Fields whose value must never be echoed back in an error message.
-_SECRET_FIELDS = frozenset({"jwt_secret", "secret_key"})
+_SECRET_FIELDS = frozenset({"jwt_secret", "secret_key", "notification_key"})
 # URLs are shown with their password masked.
 _URL_FIELDS = frozenset({"database_url", "nats_url"})
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     """HS256 key of the bearer tokens; generated into `data_dir` in local mode."""
     secret_key: SecretStr | None = None
     """Fernet key encrypting equipment secrets at rest; generated into `data_dir` in local mode."""
+    notification_key: SecretStr | None = None
+    """Fernet key sealing portal link tokens in notification requests, held by the relay and
+    the notification consumer only (not the service's `secret_key`); generated in local mode."""
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
     db_schema: str = "customers"
@@ -118,9 +121,9 @@ class Settings(BaseSettings):
             raise ValueError(f"should be at least {MIN_SECRET_BYTES} bytes long for HS256")
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "notification_key")
     @classmethod
-    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             try:
                 Fernet(value.get_secret_value().encode())

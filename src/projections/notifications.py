@@ -11,9 +11,10 @@ customer's channels whatever the marketing choices, as the law allows for messag
 customer needs to use the service. Registration also honours `send_registration_email`
 (false: no registration message on any channel, e.g. for imported customers).
 
-Nothing secret travels: variables are chosen, never a dump of the event. A password-reset
-token will be sealed for the sender (issue 4), never in clear; an erased customer has no
-readable address, so nobody is notified.
+Nothing secret travels: variables are chosen, never a dump of the event
+(`projections.notification_variables`). A portal link's token travels sealed with the
+notification key, which only the relay and the notification consumer hold, never in clear;
+an erased customer has no readable address, so nobody is notified.
 
 Ids are derived from the causing event's id, the template and the channel: a republished
 event republishes the same requests under the same ids, and JetStream drops them.
@@ -25,14 +26,14 @@ import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, Field, create_model
 
 from domain.base import event_name
 from domain.values import NOTIFICATION_CHANNELS, Profile
+from projections import notification_variables as variables
 from projections.cloudevents import (
     SUBJECT_PREFIX,
     CloudEvent,
@@ -41,12 +42,14 @@ from projections.cloudevents import (
     event_id,
     literal,
 )
+from projections.notification_variables import Lookups, ProfileLookup
 
 __all__ = [
     "CHANNEL_SUBJECTS",
     "TRIGGERS",
     "Category",
     "Channel",
+    "Lookups",
     "ProfileLookup",
     "Trigger",
     "notification_message_models",
@@ -56,34 +59,12 @@ __all__ = [
 
 Channel = Literal["email", "sms"]
 Category = Literal["transactional", "marketing"]
-ProfileLookup = Callable[[UUID, datetime], Profile | None]
-"""A customer's profile as it was at a moment; None if unknown or erased."""
 
 CHANNEL_SUBJECTS: dict[str, str] = {
     c: f"{SUBJECT_PREFIX}.notify.{c}" for c in NOTIFICATION_CHANNELS
 }
 _MARKETING_CONSENT = {"email": "newsletter", "sms": "promotional_sms"}
 _ID_NAMESPACE = UUID("8b2e4d61-0f3a-4c59-b7e1-5a9d2c6f4e08")
-
-
-class RegistrationVariables(BaseModel):
-    """Welcome a newly registered customer (no password: portal access comes by invite)."""
-
-    first_name: str
-    last_name: str | None
-    company_name: str | None
-    customer_number: int
-
-
-def _registration(event: Any, profile: Profile) -> BaseModel | None:
-    if not profile.send_registration_email:
-        return None
-    return RegistrationVariables(
-        first_name=profile.first_name,
-        last_name=profile.last_name,
-        company_name=profile.company_name,
-        customer_number=event.customer_number,
-    )
 
 
 def _originator(event: Any) -> UUID:
@@ -96,7 +77,7 @@ class Trigger:
 
     template: str
     variables: type[BaseModel]
-    fill: Callable[[Any, Profile], BaseModel | None]
+    fill: Callable[[Any, Profile, Lookups], BaseModel | None]
     """The variables for one event, or None to send nothing for it."""
     category: Category = "transactional"
     customer: Callable[[Any], UUID] = _originator
@@ -105,19 +86,62 @@ class Trigger:
     """For an event that carries the profile itself (registration): no lookup."""
 
 
+def _customer_id(event: Any) -> UUID:
+    return event.customer_id  # type: ignore[no-any-return]
+
+
 TRIGGERS: dict[str, Trigger] = {
     "customer.registered": Trigger(
-        "registration", RegistrationVariables, _registration, profile_in_event=lambda e: e.profile
+        "registration",
+        variables.RegistrationVariables,
+        variables.registration,
+        profile_in_event=lambda e: e.profile,
     ),
-    # Waiting for issue 4, one entry each; its events already carry `customer_id`:
-    #   "appointment.booked" / ".confirmed" / ".rescheduled" / ".cancelled":
-    #       Trigger("appointment_<kind>", AppointmentVariables(starts_at, ends_at, staff_id,
-    #       service_id, previous_starts_at, reason), _appointment, customer=lambda e: e.customer_id)
-    #   "ticket.status_changed": Trigger("ticket_status_changed", TicketVariables(...), ...)
-    #   "portal_account.invited" / ".password_reset_requested": Trigger("portal_invite" /
-    #       "password_reset", ...): the event holds the token sealed with the service key;
-    #       the request must carry it sealed for the sender (a key of its own), never in clear.
+    "portal_account.invited": Trigger(
+        "portal_invite",
+        variables.PortalLinkVariables,
+        variables.portal_link,
+        customer=_customer_id,
+    ),
+    "portal_account.password_reset_requested": Trigger(
+        "password_reset",
+        variables.PortalLinkVariables,
+        variables.portal_link,
+        customer=_customer_id,
+    ),
+    "appointment.booked": Trigger(
+        "appointment_booked",
+        variables.AppointmentVariables,
+        variables.appointment,
+        customer=_customer_id,
+    ),
+    "appointment.confirmed": Trigger(
+        "appointment_confirmed",
+        variables.AppointmentVariables,
+        variables.appointment,
+        customer=_customer_id,
+    ),
+    "appointment.rescheduled": Trigger(
+        "appointment_rescheduled",
+        variables.AppointmentRescheduledVariables,
+        variables.appointment_rescheduled,
+        customer=_customer_id,
+    ),
+    "appointment.cancelled": Trigger(
+        "appointment_cancelled",
+        variables.AppointmentCancelledVariables,
+        variables.appointment_cancelled,
+        customer=_customer_id,
+    ),
+    "ticket.status_changed": Trigger(
+        "ticket_status_changed",
+        variables.TicketStatusVariables,
+        variables.ticket_status_changed,
+        customer=_customer_id,
+    ),
 }
+"""Event name → the message it asks for. Every trigger is transactional: a customer needs
+these to use the service, so marketing consent does not gate them."""
 
 
 class _Request(BaseModel):
@@ -127,7 +151,10 @@ class _Request(BaseModel):
     recipient: str = Field(description="An email address, or a mobile number in E.164.")
     category: Category
     customer_id: UUID
-    cause_id: UUID = Field(description="The CloudEvents id of the event that asked for it.")
+    cause_id: UUID = Field(
+        description="The CloudEvents id of the event that asked for it (portal account"
+        " events are internal: their id is never published)."
+    )
     cause_type: str
 
 
@@ -151,7 +178,8 @@ def _request_models() -> dict[str, type[_Request]]:
 @functools.cache
 def notification_message_models() -> dict[str, type[CloudEvent]]:
     """The CloudEvent model of each channel's subject (for messages and the AsyncAPI)."""
-    requests: Any = functools.reduce(operator.or_, _request_models().values())
+    union: Any = functools.reduce(operator.or_, _request_models().values())
+    requests = Annotated[union, Field(discriminator="template")]
     return {
         channel: cloudevent_model(
             f"Notify{channel.capitalize()}Event",
@@ -177,7 +205,7 @@ def recipients(profile: Profile, category: Category) -> list[tuple[str, str]]:
     return chosen
 
 
-def notification_messages(position: int, event: Any, profiles: ProfileLookup) -> list[Outgoing]:
+def notification_messages(position: int, event: Any, lookups: Lookups) -> list[Outgoing]:
     """The notification requests an event asks for (usually none)."""
     trigger = TRIGGERS.get(event_name(event))
     if trigger is None:
@@ -186,11 +214,11 @@ def notification_messages(position: int, event: Any, profiles: ProfileLookup) ->
     if trigger.profile_in_event is not None:
         profile: Profile | None = trigger.profile_in_event(event)
     else:
-        profile = profiles(customer_id, event.timestamp)
+        profile = lookups.profiles(customer_id, event.timestamp)
     if profile is None:
         return []
-    variables = trigger.fill(event, profile)
-    if variables is None:
+    filled = trigger.fill(event, profile, lookups)
+    if filled is None:
         return []
     cause_id = event_id(event)
     request_model = _request_models()[trigger.template]
@@ -214,7 +242,7 @@ def notification_messages(position: int, event: Any, profiles: ProfileLookup) ->
                 cause_id=cause_id,
                 cause_type=f"{SUBJECT_PREFIX}.{event_name(event)}.v1",
                 template=trigger.template,
-                variables=variables,
+                variables=filled,
             ),
         )
         body = message.model_dump_json().encode()

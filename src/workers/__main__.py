@@ -202,6 +202,11 @@ def child_environment(settings: Settings) -> dict[str, str]:
         f"{ENV_PREFIX}JWT_SECRET": settings.jwt_secret.get_secret_value(),
         f"{ENV_PREFIX}SECRET_KEY": settings.secret_key.get_secret_value(),
         f"{ENV_PREFIX}DB_SCHEMA": settings.db_schema,
+        **(
+            {f"{ENV_PREFIX}NOTIFICATION_KEY": settings.notification_key.get_secret_value()}
+            if settings.notification_key is not None
+            else {}
+        ),
     }
 
 

@@ -29,14 +29,24 @@ from prometheus_client import Counter, Gauge, Histogram
 from psycopg import sql
 
 from domain.errors import NotFoundError
+from domain.sealing import SecretSealer
 from domain.service import CustomerService
 from domain.values import Profile
-from infrastructure.settings import Settings
+from infrastructure.settings import ENV_PREFIX, Settings, SettingsError
 from projections.cloudevents import Outgoing, event_message
-from projections.notifications import ProfileLookup, notification_messages
+from projections.notifications import Lookups, ProfileLookup, notification_messages
 from workers.jetstream import JetStreamPublisher
 
-__all__ = ["Publisher", "Relay", "RelayPositions", "RelayStalledError", "RetryPolicy", "open_relay"]
+__all__ = [
+    "Publisher",
+    "Relay",
+    "RelayPositions",
+    "RelayStalledError",
+    "RetryPolicy",
+    "check_relay_settings",
+    "open_relay",
+    "service_lookups",
+]
 
 _log = structlog.get_logger("workers.relay")
 
@@ -140,7 +150,8 @@ class Relay:
     positions: RelayPositions
     head: Callable[[], int]
     """The log's last position (for the backlog gauge)."""
-    profiles: ProfileLookup
+    lookups: Lookups
+    """What notification requests read besides the event (profiles, zone, link sealing)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
@@ -158,7 +169,7 @@ class Relay:
             message = event_message(position, event)
             if message is not None:
                 messages.append(message)
-            messages.extend(notification_messages(position, event, self.profiles))
+            messages.extend(notification_messages(position, event, self.lookups))
         if messages:
             self._publish(messages, batch)
         last = batch[-1][0]
@@ -229,10 +240,24 @@ class Relay:
         OLDEST_UNPUBLISHED.labels(self.name).set(max(0.0, time.time() - first_time.timestamp()))
 
 
+def check_relay_settings(settings: Settings) -> str:
+    """The notification key; SettingsError naming the variable when it is not set.
+
+    Called before the follower threads start too: raised in a thread, it would end only
+    that thread and leave a process running without its relay."""
+    if settings.notification_key is None:
+        raise SettingsError(
+            f"{ENV_PREFIX}NOTIFICATION_KEY: required by the relay (a Fernet key, shared with"
+            " the notification consumer, that seals the portal links' tokens)"
+        )
+    return settings.notification_key.get_secret_value()
+
+
 def open_relay(settings: Settings, service: CustomerService) -> Relay:
     """The relay sink on the service's database and the configured NATS (the runner's factory)."""
     if settings.nats_url is None:
         raise RuntimeError("CUSTOMERS_NATS_URL is not set (customers run sets it in local mode)")
+    notification_key = check_relay_settings(settings)
     datastore = service.recorder.datastore  # type: ignore[attr-defined]
     positions = RelayPositions(datastore, settings.db_schema)
     positions.create_table()
@@ -241,7 +266,22 @@ def open_relay(settings: Settings, service: CustomerService) -> Relay:
         publisher=JetStreamPublisher(settings.nats_url),
         positions=positions,
         head=lambda: service.recorder.max_notification_id() or 0,
+        lookups=service_lookups(service, settings.business_time_zone, notification_key),
+    )
+
+
+def service_lookups(service: CustomerService, time_zone: str, notification_key: str) -> Lookups:
+    """What notification requests read, from the service: profiles and tickets as they were
+    at the event, and portal tokens sealed again for the notification consumer."""
+    for_sender = SecretSealer(notification_key)
+    return Lookups(
         profiles=_profile_lookup(service),
+        time_zone=time_zone,
+        # The token leaves the service only sealed for the consumer, never in clear.
+        seal_for_sender=lambda sealed: for_sender.seal(service.unseal(sealed)),
+        aggregate_at=lambda aggregate_id, version: service.repository.get(
+            aggregate_id, version=version
+        ),
     )
 
 

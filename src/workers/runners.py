@@ -21,7 +21,7 @@ from infrastructure.settings import Settings
 from projections.base import PoisonEventError, PoisonPolicy
 from projections.catalog import READ_MODELS, open_read_model
 from workers.follower import Follower, Sink
-from workers.relay import open_relay
+from workers.relay import check_relay_settings, open_relay
 
 __all__ = ["SINKS", "follower_names", "run_followers"]
 
@@ -68,6 +68,8 @@ def run_followers(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     assert settings.database_url is not None
+    if "relay" in names:
+        check_relay_settings(settings)
     if settings.worker_metrics_port is not None:
         # The relay's per-event ack latency and the followers' gauges live in this process.
         start_http_server(settings.worker_metrics_port, addr=settings.http_host)

@@ -50,7 +50,7 @@ from infrastructure.tokens import issue_token
 from projections.base import read_model_schema
 from projections.catalog import READ_MODELS, open_read_model
 from projections.cloudevents import STREAM, SUBJECT_PREFIX, event_message
-from projections.notifications import notification_messages
+from projections.notifications import Lookups, notification_messages
 from workers.__main__ import child_environment
 from workers.follower import leader_lock_key
 from workers.relay import RelayPositions
@@ -375,12 +375,15 @@ def expected_message_ids(service: CustomerService) -> set[str]:
             message = event_message(n.id, event)
             if message is not None:
                 expected.add(message.msg_id)
-                expected.update(m.msg_id for m in notification_messages(n.id, event, _no_profile))
+                expected.update(m.msg_id for m in notification_messages(n.id, event, _NO_PROFILES))
         start = notifications[-1].id + 1
 
 
 def _no_profile(*_: Any) -> None:
     return None
+
+
+_NO_PROFILES = Lookups(_no_profile)
 
 
 def consume_stream(url: str) -> list[tuple[str, str]]:

@@ -33,6 +33,7 @@ def api_settings(database_url: str, nats_url: str, db_schema: str) -> Settings:
         db_schema=db_schema,
         jwt_secret=secrets.token_urlsafe(32),
         secret_key=Fernet.generate_key().decode(),
+        notification_key=Fernet.generate_key().decode(),
         log_format="console",
     )
 

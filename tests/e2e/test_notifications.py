@@ -7,11 +7,14 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import jsonschema
 import nats
 import pytest
 
+from domain.portal import PortalAccount
+from domain.sealing import SecretSealer
 from domain.service import CustomerService
 from gateway import create_app
 from infrastructure.servers import EmbeddedNats
@@ -74,12 +77,8 @@ async def test_a_registration_asks_for_a_welcome_on_the_customer_s_channels(
 
     received = await stream_messages(nats_server.url)
     document = await (await client.get("/asyncapi.json")).json()
-    channels = {c["address"]: c for c in document["channels"].values()}
     for subject, body in received:
-        [ref] = channels[subject]["messages"].values()
-        message = document["components"]["messages"][ref["$ref"].rsplit("/", 1)[1]]
-        schema = {"$ref": message["payload"]["$ref"], "components": document["components"]}
-        jsonschema.Draft202012Validator(schema).validate(body)
+        _validate(document, subject, body)
 
     by_customer = {(s, b["subject"]): b for s, b in received}
     assert ("crm.customer.registered", welcomed_id) in by_customer
@@ -94,6 +93,129 @@ async def test_a_registration_asks_for_a_welcome_on_the_customer_s_channels(
     assert not any(s.startswith("crm.notify") and b["subject"] == quiet_id for s, b in received)
     registered = by_customer[("crm.customer.registered", welcomed_id)]
     assert registered["actor"] == "alice@shop" and registered["correlationid"]
+
+
+async def test_portal_appointment_and_ticket_messages_reach_nats_with_no_clear_token(
+    client: Any,
+    bearer: Callable[..., dict[str, str]],
+    api_settings: Settings,
+    relay: tuple[Relay, EmbeddedNats],
+    service: CustomerService,
+) -> None:
+    """Invite, reset, the four appointment steps and a ticket move each ask for their
+    template; times show in Europe/Berlin on both sides of the spring change; the link's
+    token is in no message in clear and, opened with the notification key, sets a password."""
+    _, nats_server = relay
+    berlin = api_settings.model_copy(
+        update={"nats_url": nats_server.url, "business_time_zone": "Europe/Berlin"}
+    )
+    sink = open_relay(berlin, service)
+    staff, admin = bearer(), bearer("admin")
+    email = f"ada.{uuid4().hex[:8]}@example.com"
+    body = {"first_name": "Ada", "email": email, "notification_channels": ["email"]}
+    customer_id = (await _ok(await client.post("/v1/customers", json=body, headers=staff)))["id"]
+    await _ok(await client.post(f"/v1/customers/{customer_id}/portal/invite", headers=staff))
+    reset = f"/v1/customers/{customer_id}/portal/password-reset"
+    await _ok(await client.post(reset, headers=admin))
+    # Berlin moves to summer time on 28 March 2027 at 01:00 UTC.
+    winter = await _book(client, staff, customer_id, "2027-03-27T09:00:00Z")
+    summer = await _book(client, staff, customer_id, "2027-03-29T09:00:00Z")
+    path = f"/v1/appointments/{winter}"
+    await _ok(await client.post(f"{path}/confirm", headers={**staff, "If-Match": '"1"'}))
+    moved = {"starts_at": "2027-03-29T13:00:00Z", "ends_at": "2027-03-29T14:00:00Z"}
+    await _ok(await client.post(f"{path}/reschedule", json=moved, headers=_if(staff, 2)))
+    await _ok(await client.post(f"{path}/cancel", json={"reason": "ill"}, headers=_if(staff, 3)))
+    ticket = {
+        "customer_id": customer_id,
+        "subject": "No boot",
+        "problem": "Dead",
+        "device": {"type": "laptop", "make": "Lenovo"},
+    }
+    ticket_id = (await _ok(await client.post("/v1/tickets", json=ticket, headers=staff)))["id"]
+    status = {"status": "diagnosing", "note": "internal: bad battery"}
+    await _ok(
+        await client.post(f"/v1/tickets/{ticket_id}/status", json=status, headers=_if(staff, 1))
+    )
+    try:
+        await asyncio.to_thread(publish_new_events, sink, service)
+    finally:
+        sink.close()
+
+    received = await stream_messages(nats_server.url)
+    document = await (await client.get("/asyncapi.json")).json()
+    for subject, message in received:
+        _validate(document, subject, message)
+    mine = [
+        b["data"] for s, b in received if s == "crm.notify.email" and b["subject"] == customer_id
+    ]
+    by_template = {d["template"]: d["variables"] for d in mine}
+    assert sorted(by_template) == sorted(
+        ["registration", "portal_invite", "password_reset", "appointment_booked",
+         "appointment_confirmed", "appointment_rescheduled", "appointment_cancelled",
+         "ticket_status_changed"]
+    )  # fmt: skip
+    assert len([d for d in mine if d["template"] == "appointment_booked"]) == 2
+    booked = {
+        d["variables"]["appointment_id"]: d["variables"]["starts_at_text"]
+        for d in mine
+        if d["template"] == "appointment_booked"
+    }
+    assert booked == {winter: "Sat 27 Mar 2027, 10:00 CET", summer: "Mon 29 Mar 2027, 11:00 CEST"}
+    assert by_template["appointment_rescheduled"]["starts_at_text"] == "Mon 29 Mar 2027, 15:00 CEST"
+    assert by_template["appointment_cancelled"]["reason"] == "ill"
+    assert by_template["ticket_status_changed"]["status"] == "diagnosing"
+
+    # The tokens as the service made them: in no message, in clear or sealed with its key.
+    events = [
+        service.mapper.to_domain_event(n)
+        for n in service.recorder.select_notifications(start=1, limit=100_000)
+    ]
+    links = [
+        e for e in events
+        if isinstance(e, PortalAccount.Invited | PortalAccount.PasswordResetRequested)
+        and e.customer_id == UUID(customer_id)
+    ]  # fmt: skip
+    stream = json.dumps(received)
+    assert len(links) == 2
+    for link in links:
+        clear = service.unseal(link.sealed_token)
+        assert clear not in stream and clear.split(".")[1] not in stream
+        assert link.sealed_token not in stream and link.token_hash not in stream
+    assert "bad battery" not in json.dumps(mine), "staff notes are for the event stream only"
+    assert berlin.notification_key is not None
+    consumer = SecretSealer(berlin.notification_key.get_secret_value())
+    token = consumer.unseal(by_template["password_reset"]["sealed_token"])
+    answer = await client.post(
+        "/v1/auth/set-password", json={"token": token, "password": "correct horse battery 9"}
+    )
+    assert answer.status == 200, await answer.text()
+
+
+async def _ok(answer: Any) -> dict[str, Any]:
+    assert answer.status < 300, await answer.text()
+    body: dict[str, Any] = await answer.json()
+    return body
+
+
+def _if(headers: dict[str, str], version: int) -> dict[str, str]:
+    return {**headers, "If-Match": f'"{version}"'}
+
+
+async def _book(client: Any, headers: dict[str, str], customer_id: str, starts_at: str) -> str:
+    ends_at = starts_at.replace("09:00", "10:00")
+    body = {"customer_id": customer_id, "starts_at": starts_at, "ends_at": ends_at}
+    body["staff_id"] = f"staff-{uuid4().hex[:6]}"
+    return str((await _ok(await client.post("/v1/appointments", json=body, headers=headers)))["id"])
+
+
+def _validate(document: dict[str, Any], subject: str, body: dict[str, Any]) -> None:
+    channels = {c["address"]: c for c in document["channels"].values()}
+    [ref] = channels[subject]["messages"].values()
+    message = document["components"]["messages"][ref["$ref"].rsplit("/", 1)[1]]
+    schema = {"$ref": message["payload"]["$ref"], "components": document["components"]}
+    jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(body)
 
 
 async def test_the_asyncapi_document_is_served_without_a_token(client: Any) -> None:

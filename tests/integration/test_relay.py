@@ -40,7 +40,7 @@ from infrastructure.settings import Settings
 from infrastructure.tokens import issue_token
 from projections.asyncapi import asyncapi_document
 from projections.cloudevents import event_message
-from projections.notifications import notification_messages
+from projections.notifications import Lookups, notification_messages
 from workers.__main__ import child_environment, migrate_database
 from workers.follower import Follower
 from workers.jetstream import DUPLICATE_WINDOW_SECONDS
@@ -104,7 +104,7 @@ def expected_messages(service: CustomerService) -> dict[str, str]:
         event = service.mapper.to_domain_event(n)
         message = event_message(n.id, event)
         if message is not None:
-            for m in [message, *notification_messages(n.id, event, lambda *_: None)]:
+            for m in [message, *notification_messages(n.id, event, Lookups(lambda *_: None))]:
                 expected[m.msg_id] = m.subject
     return expected
 

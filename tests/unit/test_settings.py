@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from infrastructure.local_secrets import secrets_dir, with_local_secrets
 from infrastructure.settings import Settings, SettingsError, load_settings
 from workers.__main__ import app
+from workers.relay import check_relay_settings
 
 JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -105,8 +106,11 @@ def test_local_secrets_are_generated_once_privately_and_reused(tmp_path: Path) -
     second = with_local_secrets(settings)
     assert first.jwt_secret is not None and first.secret_key is not None
     assert first.jwt_secret == second.jwt_secret and first.secret_key == second.secret_key
+    assert first.notification_key is not None
+    assert first.notification_key == second.notification_key != first.secret_key
     Fernet(first.secret_key.get_secret_value().encode())
-    for name in ("jwt_secret", "secret_key"):
+    Fernet(first.notification_key.get_secret_value().encode())
+    for name in ("jwt_secret", "secret_key", "notification_key"):
         assert stat.S_IMODE((secrets_dir(tmp_path) / name).stat().st_mode) == 0o600
     assert stat.S_IMODE(secrets_dir(tmp_path).stat().st_mode) == 0o700
 
@@ -123,6 +127,29 @@ def test_given_secrets_win_and_none_are_generated_for_a_configured_database(
     production = given.model_copy(update={"database_url": "postgresql://u@db/x"})
     with pytest.raises(SettingsError, match=r"^CUSTOMERS_SECRET_KEY: required when"):
         with_local_secrets(production)
+
+
+def test_the_relay_refuses_to_start_without_a_notification_key() -> None:
+    """Only the relay needs CUSTOMERS_NOTIFICATION_KEY: without it, it stops naming it."""
+    settings = Settings.model_validate(
+        {"database_url": "postgresql://u@db/x", "jwt_secret": JWT_SECRET}
+    )
+    with pytest.raises(SettingsError, match=r"^CUSTOMERS_NOTIFICATION_KEY: required by the relay"):
+        check_relay_settings(settings)
+    key = Fernet.generate_key().decode()
+    configured = Settings.model_validate({**settings.model_dump(), "notification_key": key})
+    assert check_relay_settings(configured) == key
+
+
+def test_a_notification_key_that_is_not_a_fernet_key_is_refused_without_echoing_it(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    """A bad key names the variable and does not print the value."""
+    clean_environment.setenv("CUSTOMERS_NOTIFICATION_KEY", "not-a-key-123")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value).startswith("CUSTOMERS_NOTIFICATION_KEY: should be a Fernet key")
+    assert "not-a-key-123" not in str(raised.value)
 
 
 def test_cli_stops_on_a_bad_setting_with_exit_status_2(

@@ -10,13 +10,16 @@ import pytest
 
 from domain.customers import Customer
 from domain.values import Profile
-from projections.notifications import TRIGGERS, notification_messages, recipients
+from projections.notifications import TRIGGERS, Lookups, notification_messages, recipients
 
 Log = list[tuple[int, Any]]
 
 
-def no_lookup(*_: Any) -> Profile | None:
+def _no_profiles(*_: Any) -> Profile | None:
     raise AssertionError("registration carries its profile: no lookup")
+
+
+no_lookup = Lookups(_no_profiles)
 
 
 def registered(service: Any, read_log: Callable[[], Log], **fields: Any) -> tuple[int, Any]:
@@ -148,7 +151,16 @@ def test_requests_carry_chosen_variables_only(full_life: str, read_log: Callable
 def test_events_without_a_trigger_ask_for_nothing(
     full_life: str, read_log: Callable[[], Log]
 ) -> None:
-    """Only triggers' events produce requests; today that is registration."""
-    assert set(TRIGGERS) == {"customer.registered"}
+    """Only triggers' events produce requests; of a customer's own events, registration."""
+    assert set(TRIGGERS) == {
+        "customer.registered",
+        "portal_account.invited",
+        "portal_account.password_reset_requested",
+        "appointment.booked",
+        "appointment.confirmed",
+        "appointment.rescheduled",
+        "appointment.cancelled",
+        "ticket.status_changed",
+    }
     asking = {type(e).__name__ for p, e in read_log() if notification_messages(p, e, no_lookup)}
     assert asking == {"Registered"}

@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
 from projections.cloudevents import Outgoing
+from projections.notifications import Lookups
 from workers.relay import Relay, RelayStalledError, RetryPolicy
 
 
@@ -61,7 +62,7 @@ def make_relay(publisher: RecordingPublisher, **retry: float) -> Relay:
         publisher=publisher,
         positions=MemoryPositions(),  # type: ignore[arg-type]
         head=lambda: 100,
-        profiles=lambda *_: None,
+        lookups=Lookups(lambda *_: None),
         retry=RetryPolicy(**retry),
     )
 
