@@ -27,7 +27,12 @@ from workers.runners import follower_names
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 NGINX = ROOT / "deploy" / "nginx.conf"
-REQUIRED = {"POSTGRES_PASSWORD", "CUSTOMERS_JWT_SECRET", "CUSTOMERS_SECRET_KEY"}
+REQUIRED = {
+    "POSTGRES_PASSWORD",
+    "CUSTOMERS_JWT_SECRET",
+    "CUSTOMERS_SECRET_KEY",
+    "CUSTOMERS_NOTIFICATION_KEY",
+}
 SETTINGS = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
 
 
@@ -201,12 +206,20 @@ def test_every_setting_is_a_real_one_and_secrets_come_from_the_environment(
             for needed in ("DATABASE_URL", "NATS_URL", "JWT_SECRET", "SECRET_KEY"):
                 assert f"{ENV_PREFIX}{needed}" in env, (name, needed)
         raw_env = environment(raw["services"][name])
-        for secret in ("CUSTOMERS_JWT_SECRET", "CUSTOMERS_SECRET_KEY"):
+        for secret in (
+            "CUSTOMERS_JWT_SECRET",
+            "CUSTOMERS_SECRET_KEY",
+            "CUSTOMERS_NOTIFICATION_KEY",
+        ):
             if secret in raw_env:
                 assert raw_env[secret].startswith("${" + secret + ":?"), "never a literal secret"
     assert all(
         s.get("read_only") for n, s in compose["services"].items() if n in ("gateway", "relay")
     )
+    holders = {
+        n for n, s in compose["services"].items() if "CUSTOMERS_NOTIFICATION_KEY" in environment(s)
+    }
+    assert holders == {"relay"}, "the notification key is the relay's alone"
 
 
 def test_the_nginx_configuration_parses_where_nginx_is_installed(tmp_path: Path) -> None:

@@ -28,7 +28,12 @@ FOLDER = ROOT / "deploy" / "kubernetes"
 VERSIONS = ("1.30.0", "1.37.0")
 """The oldest Kubernetes release we support (HPA v2, PDB v1, CronJob v1 are older) and the
 newest whose schemas kubernetes-validate bundles."""
-SECRET_ONLY = {"CUSTOMERS_DATABASE_URL", "CUSTOMERS_JWT_SECRET", "CUSTOMERS_SECRET_KEY"}
+SECRET_ONLY = {
+    "CUSTOMERS_DATABASE_URL",
+    "CUSTOMERS_JWT_SECRET",
+    "CUSTOMERS_SECRET_KEY",
+    "CUSTOMERS_NOTIFICATION_KEY",
+}
 SETTINGS = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
 
 Manifest = dict[str, Any]
