@@ -29,7 +29,6 @@ import nats
 import psycopg
 import pytest
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import NotFoundError
 from psycopg import sql
 
 from domain.service import CustomerService
@@ -398,6 +397,38 @@ def test_nats_down_for_ten_seconds_during_a_burst_loses_and_repeats_nothing(
     assert "relay_publish_failed" in log, "the outage was logged"
 
 
+_HELD_RELAY = """
+import os, runpy, sys, time
+from pathlib import Path
+from workers import relay
+
+marker, hold_at = Path(os.environ["HOLD_MARKER"]), int(os.environ["HOLD_AT_SAVE"])
+save, saves = relay.RelayPositions.save, []
+
+def held_save(self, name, position, last_event_at=None):
+    # Relay.process saves only after every ack of the batch: holding here keeps the relay
+    # exactly between JetStream's acks and its saved position, until the test kills it.
+    saves.append(position)
+    if len(saves) == hold_at:
+        marker.write_text(str(position))
+        time.sleep(3600)
+    save(self, name, position, last_event_at)
+
+relay.RelayPositions.save = held_save
+sys.argv = ["workers", "worker", "relay"]
+runpy.run_module("workers", run_name="__main__")
+"""
+
+
+def start_held_relay(settings: Settings, log: Path, marker: Path, at_save: int) -> Any:
+    """The relay process of `start_relay`, held forever before its `at_save`-th position save."""
+    env = process_env(settings, HOLD_MARKER=str(marker), HOLD_AT_SAVE=str(at_save))
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-c", _HELD_RELAY], env=env, stdout=output, stderr=output
+        )
+
+
 @pytest.mark.slow
 def test_a_relay_killed_mid_batch_republishes_and_jetstream_drops_the_repeats(
     stack: Stack, server_data_dir: Path
@@ -406,42 +437,30 @@ def test_a_relay_killed_mid_batch_republishes_and_jetstream_drops_the_repeats(
     settings, service, nats_server = stack
     register_many(service, 1500)  # 4,500 events: nine batches of 500
     log = server_data_dir / "relay.log"
+    marker = server_data_dir / "held-at"
 
     async def newest_published_position() -> int:
         client = await nats.connect(nats_server.url)
         try:
             js = client.jetstream()
             last = (await js.stream_info("CRM")).state.last_seq
-            if not last:
-                return 0
             return int(json.loads((await js.get_msg("CRM", last)).data or b"{}")["position"])
-        except NotFoundError:  # the relay has not created the stream yet
-            return 0
         finally:
             await client.close()
 
-    for _attempt in range(5):
-        relay = start_relay(settings, log)
-        # Kill as soon as JetStream holds messages past the saved position: mid-batch.
-        deadline = time.monotonic() + 30
-        killed = False
-        try:
-            while time.monotonic() < deadline and relay_position(settings, service) < head(service):
-                published = asyncio.run(newest_published_position())
-                if published > relay_position(settings, service):
-                    os.kill(relay.pid, signal.SIGKILL)
-                    killed = True
-                    break
-        finally:
-            if not killed:
-                stop(relay)
-            relay.wait()
-        if killed and asyncio.run(newest_published_position()) > relay_position(settings, service):
-            break  # acked but not recorded: the case to prove
-    else:
-        pytest.fail("never caught the relay between an ack and its saved position")
-    saved = relay_position(settings, service)
-    assert saved < head(service)
+    # Two batches saved, the third acknowledged by JetStream and not yet saved: killed there.
+    relay = start_held_relay(settings, log, marker, at_save=3)
+    try:
+        wait_for(marker.exists, 60, "the relay to ack its third batch")
+        held_at = int(marker.read_text())
+        saved = relay_position(settings, service)
+        assert 0 < saved < held_at < head(service), "two batches saved, the third not"
+        # The batch's last events may be internal (no message): its newest message is the mark.
+        assert saved < asyncio.run(newest_published_position()) <= held_at, "the batch is acked"
+    finally:
+        os.kill(relay.pid, signal.SIGKILL)
+        relay.wait()
+    assert relay_position(settings, service) == saved
 
     relay = start_relay(settings, log)
     try:
