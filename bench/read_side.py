@@ -1,12 +1,12 @@
 """The read side's measurements: one function each, to be written as the parts land.
 
-The search projection and the NATS relay were being built when the bench was written, so
-each function below is still a stub: it returns its keys as `None` with the reason (which
-it checks against the running system, so it says when the part exists and only the
-measurement is missing), and latest.json never holds a made-up number. Each docstring
-is the method to implement; each receives the running system (`ctx.system`, whose
-processes are `customers run`'s children) and the results so far (`ctx.values`, e.g.
-the peak register rate).
+The search projection was being built when the bench was written, so each function
+below is still a stub: it returns its keys as `None` with the reason (which it checks
+against the running system, so it says when the part exists and only the measurement is
+missing), and latest.json never holds a made-up number. Each docstring is the method to
+implement; each receives the running system (`ctx.system`, whose processes are
+`customers run`'s children) and the results so far (`ctx.values`, e.g. the peak register
+rate). The lag keys are measured in `bench.lag`.
 """
 
 from __future__ import annotations
@@ -17,30 +17,7 @@ import aiohttp
 
 from bench.context import Context, Outcome
 
-__all__ = ["measure_projection_lag", "measure_rebuild", "measure_relay_lag", "measure_search"]
-
-
-async def measure_projection_lag(ctx: Context) -> Outcome:
-    """projection_lag_p50_ms / _p99_ms: commit to visible in search, at half the peak rate.
-
-    To implement: register open-loop at `ctx.values` peak / 2 (as `register.measure_half_peak`);
-    for each 201, note its `X-Event-Position` and the time the answer arrived (the commit
-    is before it), then `GET /v1/customers?q=<its email>&min_position=<n>&wait_ms=2000`
-    and take the time until that answer lists it. Report the percentiles of that lag.
-    """
-    return _missing(("projection_lag_p50_ms", "projection_lag_p99_ms"), await _search_endpoint(ctx))
-
-
-async def measure_relay_lag(ctx: Context) -> Outcome:
-    """relay_lag_p50_ms / _p99_ms: commit to JetStream ack, at half the peak rate.
-
-    To implement: subscribe to the relay's subjects with nats-py (an ordered push consumer
-    on the stream, started before the load); register open-loop at peak / 2; match each
-    message to its registration by the CloudEvents id / event position and take the time
-    from the HTTP answer to the message's arrival (the ack precedes delivery, so this is
-    an upper bound; JetStream's own timestamp gives the ack time on the server's clock).
-    """
-    return _missing(("relay_lag_p50_ms", "relay_lag_p99_ms"), _relay(ctx))
+__all__ = ["measure_rebuild", "measure_search"]
 
 
 async def measure_rebuild(ctx: Context) -> Outcome:
@@ -98,18 +75,3 @@ def _search_module() -> str:
     if importlib.util.find_spec("projections.search") is None:
         return "search projection not built yet (no projections.search module)"
     return f"{_STUB} (projections.search exists now)"
-
-
-def _relay(ctx: Context) -> str:
-    if "relay" in _followers() or any("relay" in name for name in ctx.system.processes):
-        return f"{_STUB} (the relay was still being built when it was written; it runs now)"
-    names = ", ".join(sorted(ctx.system.processes))
-    return f"NATS relay not built yet (customers run starts: {names}; no relay follower)"
-
-
-def _followers() -> list[str]:
-    try:
-        from workers.runners import follower_names
-    except ImportError:  # the workers package is being built alongside
-        return []
-    return follower_names()

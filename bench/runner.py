@@ -15,15 +15,11 @@ from rich.console import Console
 
 from bench.context import Context, Outcome
 from bench.identities import Registrations
+from bench.lag import measure_lag
 from bench.machine import describe
 from bench.monitor import CpuMeter, RssSampler
 from bench.profiles import Profile
-from bench.read_side import (
-    measure_projection_lag,
-    measure_rebuild,
-    measure_relay_lag,
-    measure_search,
-)
+from bench.read_side import measure_rebuild, measure_search
 from bench.reference import measure_reference
 from bench.register import measure_half_peak, measure_register
 from bench.system import start_system
@@ -44,8 +40,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     measure_register,
     measure_half_peak,
     measure_updates,
-    measure_projection_lag,
-    measure_relay_lag,
+    measure_lag,
     measure_rebuild,
     measure_search,
 )
