@@ -58,7 +58,7 @@ def _no_aggregates(aggregate_id: UUID, version: int) -> Any:
     raise LookupError(f"no aggregate lookup configured (asked for {aggregate_id} v{version})")
 
 
-def _no_sealing(sealed: str) -> str:
+def _no_sealing(sealed: str) -> str | None:
     raise LookupError("no notification key configured: a portal link cannot be sent")
 
 
@@ -68,8 +68,9 @@ class Lookups:
 
     profiles: ProfileLookup
     time_zone: str = "UTC"
-    seal_for_sender: Callable[[str], str] = _no_sealing
-    """A token sealed with the service key → the same token sealed with the notification key."""
+    seal_for_sender: Callable[[str], str | None] = _no_sealing
+    """A token sealed with the service key → the same token sealed with the notification key;
+    None when the service can no longer open it (its key is gone): no link is sent."""
     aggregate_at: AggregateLookup = _no_aggregates
 
     @property
@@ -119,10 +120,13 @@ class PortalLinkVariables(BaseModel):
 
 
 def portal_link(event: Any, profile: Profile, lookups: Lookups) -> BaseModel | None:
+    sealed_token = lookups.seal_for_sender(event.sealed_token)
+    if sealed_token is None:
+        return None
     return PortalLinkVariables(
         first_name=profile.first_name,
         username=profile.username,
-        sealed_token=lookups.seal_for_sender(event.sealed_token),
+        sealed_token=sealed_token,
         expires_at=event.expires_at,
         expires_at_local=in_zone(event.expires_at, lookups.zone),
         expires_at_text=local_text(event.expires_at, lookups.zone),

@@ -29,7 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from psycopg import sql
 
 from domain.errors import NotFoundError
-from domain.sealing import SecretSealer
+from domain.sealing import SecretSealer, UnreadableSecretError
 from domain.service import CustomerService
 from domain.values import Profile
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError
@@ -274,11 +274,20 @@ def service_lookups(service: CustomerService, time_zone: str, notification_key: 
     """What notification requests read, from the service: profiles and tickets as they were
     at the event, and portal tokens sealed again for the notification consumer."""
     for_sender = SecretSealer(notification_key)
+
+    def seal_for_sender(sealed: str) -> str | None:
+        # The token leaves the service only sealed for the consumer, never in clear.
+        try:
+            return for_sender.seal(service.unseal(sealed))
+        except UnreadableSecretError:
+            # A lost or shredded key: no link can work; the relay must not stall on it.
+            _log.warning("portal_link_unreadable", reason="the token's key is gone: not sent")
+            return None
+
     return Lookups(
         profiles=_profile_lookup(service),
         time_zone=time_zone,
-        # The token leaves the service only sealed for the consumer, never in clear.
-        seal_for_sender=lambda sealed: for_sender.seal(service.unseal(sealed)),
+        seal_for_sender=seal_for_sender,
         aggregate_at=lambda aggregate_id, version: service.repository.get(
             aggregate_id, version=version
         ),

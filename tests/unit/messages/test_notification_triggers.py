@@ -116,6 +116,21 @@ def test_a_password_reset_asks_for_a_reset_link_valid_for_a_day(
     )
 
 
+def test_a_link_whose_token_the_service_cannot_open_is_not_sent(
+    service: CustomerService, customer: UUID, validate: Callable[..., None]
+) -> None:
+    """Sealed with a key the service no longer has: no request, and no stalled relay."""
+    service.invite_to_portal(customer)
+    position, invited = next(
+        (n.id, e)
+        for n in service.recorder.select_notifications(start=1, limit=10_000)
+        if isinstance(e := service.mapper.to_domain_event(n), PortalAccount.Invited)
+    )
+    service.sealer = SecretSealer(SecretSealer.generate_key())  # the old key is lost
+    lookups = service_lookups(service, "UTC", NOTIFICATION_KEY)
+    assert notification_messages(position, invited, lookups) == []
+
+
 def test_appointment_times_are_shown_on_the_business_clock_across_daylight_saving(
     service: CustomerService, customer: UUID, requests_for: Requests
 ) -> None:
