@@ -74,7 +74,7 @@ _LOG_PREFIX = "%m [%p] app=%a "
 # Gateway stacks by part; the first marker found anywhere in a stack names its part.
 _PARTS: tuple[tuple[str, str], ...] = (
     ("check_connection", "pool pre-ping: an empty query per connection checkout"),
-    ("CustomerNumberSequence", "customer number: nextval in its own transaction"),
+    ("NumberSequence", "customer number: nextval in its own transaction"),
     ("jwt/", "token verification (PyJWT)"),
     ("prometheus_client", "metrics"),
     ("structlog", "access log (structlog + logging)"),

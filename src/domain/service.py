@@ -26,7 +26,7 @@ __all__ = ["CustomerService", "Idempotency", "Receipt"]
 
 
 class _Counter:
-    """In-memory customer numbers, for tests and the in-memory store."""
+    """In-memory customer or ticket numbers, for tests and the in-memory store."""
 
     def __init__(self) -> None:
         self._numbers = itertools.count(1)
@@ -52,6 +52,7 @@ class CustomerService(CustomerCommands, AppointmentCommands, TicketCommands, Por
         *,
         sealer: SecretSealer,
         next_customer_number: Callable[[], int] | None = None,
+        next_ticket_number: Callable[[], int] | None = None,
         phone_region: str = "US",
         newsletter_default: bool = True,
         clock: Callable[[], datetime] | None = None,
@@ -60,6 +61,7 @@ class CustomerService(CustomerCommands, AppointmentCommands, TicketCommands, Por
         super().__init__(env)
         self.sealer = sealer
         self.next_customer_number = next_customer_number or _Counter()
+        self.next_ticket_number = next_ticket_number or _Counter()
         self.phone_region = phone_region
         self.newsletter_default = newsletter_default
         self.clock = clock or _utc_now

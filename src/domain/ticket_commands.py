@@ -6,7 +6,7 @@ Commands a customer may give about their own tickets (a public comment) take
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +19,9 @@ __all__ = ["TicketCommands"]
 
 
 class TicketCommands(WritePath):
-    """The repair-ticket part of the service."""
+    """The repair-ticket part of the service; `next_ticket_number` is set by the service."""
+
+    next_ticket_number: Callable[[], int]
 
     def open_ticket(
         self,
@@ -39,9 +41,15 @@ class TicketCommands(WritePath):
         def attempt() -> Change:
             customer = active_customer(self, customer_id)
             ticket = Ticket.open(
-                customer_id=customer.id, subject=subject, problem=problem, device=values
+                customer_id=customer.id,
+                number=self.next_ticket_number(),
+                subject=subject,
+                problem=problem,
+                device=values,
             )
-            return _changed(ticket)
+            change = _changed(ticket)
+            change.result["number"] = ticket.number
+            return change
 
         return self.execute(attempt, idempotency)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from domain.base import TracedAggregate
@@ -94,6 +94,9 @@ class Ticket(TracedAggregate):
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
         customer_id: UUID
+        number: int | None
+        """The ticket number people say ("repair 1042"), from a sequence; None for a ticket
+        opened before tickets had numbers."""
         subject: str
         problem: str
         device: Device
@@ -103,13 +106,20 @@ class Ticket(TracedAggregate):
         """Every status the ticket had, oldest first, starting with `new`."""
 
     class Opened(TracedAggregate.Created):
+        class_version = 2
+        """v2 added `number`; the library upcasts stored v1 events on reading them."""
         customer_id: UUID
+        number: int | None
         subject: str
         problem: str
         device: Device
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["number"] = None
+
         def apply(self, ticket: Ticket) -> None:
-            ticket.customer_id = self.customer_id
+            ticket.customer_id, ticket.number = self.customer_id, self.number
             ticket.subject, ticket.problem, ticket.device = self.subject, self.problem, self.device
             ticket.status = "new"
             ticket.comments = []
@@ -141,7 +151,9 @@ class Ticket(TracedAggregate):
             )
 
     @classmethod
-    def open(cls, *, customer_id: UUID, subject: str, problem: str, device: Device) -> Ticket:
+    def open(
+        cls, *, customer_id: UUID, number: int, subject: str, problem: str, device: Device
+    ) -> Ticket:
         """Open a ticket for a device; subject, problem and device type must not be blank."""
         for name, value in (("subject", subject), ("problem", problem)):
             if not value or not value.strip():
@@ -152,6 +164,7 @@ class Ticket(TracedAggregate):
             cls.Opened,
             id=uuid4(),
             customer_id=customer_id,
+            number=number,
             subject=subject.strip(),
             problem=problem.strip(),
             device=device,

@@ -113,6 +113,8 @@ class StatusChangeOut(BaseModel):
 
 class TicketOut(BaseModel):
     id: UUID
+    number: int | None
+    """The ticket number people say; null for tickets opened before numbers existed."""
     customer_id: UUID
     subject: str
     problem: str
@@ -127,8 +129,14 @@ class TicketOut(BaseModel):
     version: int
 
 
+class TicketOpenedOut(CommandOut):
+    number: int
+    """The new ticket's number, to tell the customer."""
+
+
 class TicketItem(BaseModel):
     id: UUID
+    number: int | None
     customer_id: UUID
     subject: str
     status: Status
@@ -162,7 +170,7 @@ class TicketsQuery(PageQuery):
     "Open a repair ticket",
     tag="tickets",
     request=TicketIn,
-    responses={201: CommandOut},
+    responses={201: TicketOpenedOut},
     response_headers=("ETag", "X-Event-Position", "Location"),
     errors=(409,),
 )
@@ -314,6 +322,7 @@ def _ticket_out(ticket: Ticket, *, for_customer: bool) -> TicketOut:
     return TicketOut.model_validate(
         {
             "id": ticket.id,
+            "number": ticket.number,
             "customer_id": ticket.customer_id,
             "subject": ticket.subject,
             "problem": ticket.problem,

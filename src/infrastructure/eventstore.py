@@ -21,11 +21,11 @@ from infrastructure.settings import Settings
 
 __all__ = ["build_service", "event_positions", "migrate_event_store", "read_model_datastore"]
 
-_NUMBER_SEQUENCE = "customer_number_seq"
+_NUMBER_SEQUENCES = ("customer_number_seq", "ticket_number_seq")
 
 
-class CustomerNumberSequence:
-    """Customer numbers from a Postgres sequence, fetched a block at a time.
+class NumberSequence:
+    """Customer (or ticket) numbers from a Postgres sequence, fetched a block at a time.
 
     A round trip per registration would cost more than the rest of the command's reads;
     a block of numbers per process costs one per block. Numbers stay unique across
@@ -33,11 +33,13 @@ class CustomerNumberSequence:
     the unused rest of a block as a gap (as a sequence's cache would).
     """
 
-    def __init__(self, service: CustomerService, schema: str, *, block: int = 50) -> None:
+    def __init__(
+        self, service: CustomerService, schema: str, sequence: str, *, block: int = 50
+    ) -> None:
         self._datastore = service.recorder.datastore  # type: ignore[attr-defined]
         self._statement = sql.SQL(
             "SELECT nextval({}) AS number FROM generate_series(1, {})"
-        ).format(sql.Literal(f"{schema}.{_NUMBER_SEQUENCE}"), sql.Literal(block))
+        ).format(sql.Literal(f"{schema}.{sequence}"), sql.Literal(block))
         self._numbers: list[int] = []
         self._lock = threading.Lock()
 
@@ -77,22 +79,26 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
         phone_region=settings.default_phone_region,
         newsletter_default=settings.newsletter_default,
     )
-    service.next_customer_number = CustomerNumberSequence(service, settings.db_schema)
+    service.next_customer_number = NumberSequence(
+        service, settings.db_schema, "customer_number_seq"
+    )
+    service.next_ticket_number = NumberSequence(service, settings.db_schema, "ticket_number_seq")
     return service
 
 
 def migrate_event_store(settings: Settings) -> None:
-    """Create the schema, the event tables and the customer number sequence, if missing."""
+    """Create the schema, the event tables and the number sequences, if missing."""
     assert settings.database_url is not None
     ensure_schema(settings.database_url, settings.db_schema)
     service = build_service(settings, create_tables=True)
     try:
         with service.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
-            cursor.execute(
-                sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}.{}").format(
-                    sql.Identifier(settings.db_schema), sql.Identifier(_NUMBER_SEQUENCE)
+            for sequence in _NUMBER_SEQUENCES:
+                cursor.execute(
+                    sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}.{}").format(
+                        sql.Identifier(settings.db_schema), sql.Identifier(sequence)
+                    )
                 )
-            )
     finally:
         service.close()
 

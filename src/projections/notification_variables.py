@@ -213,6 +213,7 @@ class TicketStatusVariables(BaseModel):
 
     first_name: str
     ticket_id: UUID
+    ticket_number: int | None
     subject: str
     device_type: str
     device_make: str | None
@@ -230,6 +231,7 @@ def ticket_status_changed(event: Any, profile: Profile, lookups: Lookups) -> Bas
     return TicketStatusVariables(
         first_name=profile.first_name,
         ticket_id=event.originator_id,
+        ticket_number=ticket.number,
         subject=ticket.subject,
         device_type=ticket.device.type,
         device_make=ticket.device.make,

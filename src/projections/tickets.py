@@ -23,6 +23,7 @@ __all__ = ["COLUMNS", "TicketCriteria", "TicketsModel", "tickets_statement"]
 
 COLUMNS = (
     "id",
+    "number",
     "customer_id",
     "subject",
     "status",
@@ -50,15 +51,17 @@ class TicketsModel(ReadModel):
             device = event.device
             cursor.execute(
                 sql.SQL(
-                    "INSERT INTO {} (id, customer_id, subject, status, device_type, device_make,"
-                    " device_model, device_serial, opened_at, status_changed_at, updated_at,"
-                    " version) VALUES (%(id)s, %(customer_id)s, %(subject)s, 'new', %(type)s,"
-                    " %(make)s, %(model)s, %(serial)s, %(at)s, %(at)s, %(at)s, %(version)s)"
+                    "INSERT INTO {} (id, number, customer_id, subject, status, device_type,"
+                    " device_make, device_model, device_serial, opened_at, status_changed_at,"
+                    " updated_at, version) VALUES (%(id)s, %(number)s, %(customer_id)s,"
+                    " %(subject)s, 'new', %(type)s, %(make)s, %(model)s, %(serial)s, %(at)s,"
+                    " %(at)s, %(at)s, %(version)s)"
                     " ON CONFLICT (id) DO NOTHING"
                 ).format(self.table("tickets")),
                 {
                     **values,
                     "customer_id": event.customer_id,
+                    "number": event.number,
                     "subject": event.subject,
                     "type": device.type,
                     "make": device.make,

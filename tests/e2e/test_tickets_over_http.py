@@ -196,6 +196,22 @@ async def test_lists_by_status_and_customer(client: Client, bearer: Bearer) -> N
     assert [i["id"] for i in own["items"]] == [second["id"], first["id"]]
 
 
+async def test_each_ticket_gets_a_number_shown_wherever_it_is_shown(
+    client: Client, bearer: Bearer
+) -> None:
+    """Opening answers the ticket's number; the ticket and the lists show the same one."""
+    customer_id = await customer(client, bearer)
+    first = await open_ticket(client, bearer, customer_id)
+    second = await open_ticket(client, bearer, customer_id)
+    assert isinstance(first["number"], int) and first["number"] > 0
+    assert second["number"] != first["number"]
+    shown = await ok(await client.get(f"/v1/tickets/{first['id']}", headers=bearer()))
+    assert shown["number"] == first["number"]
+    query = {"customer_id": customer_id, "min_position": str(second["position"])}
+    listed = await ok(await client.get("/v1/tickets", params=query, headers=bearer()))
+    assert [i["number"] for i in listed["items"]] == [second["number"], first["number"]]
+
+
 async def test_a_customer_token_follows_its_own_repairs_only(
     client: Client, bearer: Bearer
 ) -> None:

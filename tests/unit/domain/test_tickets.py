@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from uuid import UUID, uuid4
 
 import pytest
@@ -38,6 +39,31 @@ def test_a_ticket_opens_new_with_its_device(service: CustomerService, customer: 
         "Dropped it",
     )
     assert [step.status for step in ticket.timeline] == ["new"]
+
+
+def test_tickets_are_numbered_in_order_from_the_service_s_sequence(
+    service: CustomerService, customer: UUID
+) -> None:
+    """Each ticket takes the next number; the answer to opening it says which."""
+    first = service.open_ticket(customer, "Cracked screen", "Dropped it", PHONE)
+    second = service.open_ticket(customer, "Battery", "Drains", PHONE)
+    assert (first.result["number"], second.result["number"]) == (1, 2)
+    assert service.get_ticket(second.aggregate_id).number == 2
+
+
+def test_a_ticket_stored_before_numbers_reads_back_with_none(
+    service: CustomerService, customer: UUID
+) -> None:
+    """A v1 `Opened` (no number) is upcast by the library on reading: number None."""
+    ticket_id = open_ticket(service, customer)
+    [stored] = service.recorder.select_events(ticket_id, lte=1)
+    state = service.mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2
+    del state["number"]
+    v1 = dataclasses.replace(stored, state=service.mapper.transcoder.encode(state))
+    opened = service.mapper.to_domain_event(v1)
+    assert isinstance(opened, Ticket.Opened) and opened.number is None
+    assert opened.mutate(None).number is None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -194,6 +194,7 @@ def test_a_ticket_status_change_names_the_device_but_not_the_staff_note(
     variables = email["data"]["variables"]
     assert email["data"]["template"] == sms["data"]["template"] == "ticket_status_changed"
     assert (variables["previous_status"], variables["status"]) == ("new", "diagnosing")
+    assert variables["ticket_number"] == opened.result["number"] == 1
     assert (variables["subject"], variables["device_make"], variables["device_model"]) == (
         "Cracked screen",
         "Apple",
