@@ -34,7 +34,10 @@ after a crash is dropped by JetStream inside its duplicate window. Consumers sho
 deduplicate on `source` + `id`. The extension `position` orders messages globally.
 
 Schemas are open: new fields may appear in any object; a breaking change gets a new
-`type` version (`.v2`). Secrets never appear, not even sealed.
+`type` version (`.v2`). Secrets never appear, not even sealed; the one exception is made
+for the people the link is for: a portal invite or password reset carries its one-time
+token as `variables.sealed_token`, sealed (Fernet) with the notification key that only the
+relay and the notification consumer hold, never in clear.
 """
 
 _HEADERS = {
