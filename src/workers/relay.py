@@ -22,20 +22,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
-from uuid import UUID
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from psycopg import sql
 
-from domain.errors import NotFoundError
-from domain.sealing import SecretSealer, UnreadableSecretError
 from domain.service import CustomerService
-from domain.values import Profile
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError
 from projections.cloudevents import Outgoing, event_message
-from projections.notifications import Lookups, ProfileLookup, notification_messages
+from projections.notifications import Lookups, notification_messages
 from workers.jetstream import JetStreamPublisher
+from workers.relay_lookups import service_lookups
 
 __all__ = [
     "Publisher",
@@ -45,7 +42,6 @@ __all__ = [
     "RetryPolicy",
     "check_relay_settings",
     "open_relay",
-    "service_lookups",
 ]
 
 _log = structlog.get_logger("workers.relay")
@@ -268,37 +264,3 @@ def open_relay(settings: Settings, service: CustomerService) -> Relay:
         head=lambda: service.recorder.max_notification_id() or 0,
         lookups=service_lookups(service, settings.business_time_zone, notification_key),
     )
-
-
-def service_lookups(service: CustomerService, time_zone: str, notification_key: str) -> Lookups:
-    """What notification requests read, from the service: profiles and tickets as they were
-    at the event, and portal tokens sealed again for the notification consumer."""
-    for_sender = SecretSealer(notification_key)
-
-    def seal_for_sender(sealed: str) -> str | None:
-        # The token leaves the service only sealed for the consumer, never in clear.
-        try:
-            return for_sender.seal(service.unseal(sealed))
-        except UnreadableSecretError:
-            # A lost or shredded key: no link can work; the relay must not stall on it.
-            _log.warning("portal_link_unreadable", reason="the token's key is gone: not sent")
-            return None
-
-    return Lookups(
-        profiles=_profile_lookup(service),
-        time_zone=time_zone,
-        seal_for_sender=seal_for_sender,
-        aggregate_at=lambda aggregate_id, version: service.repository.get(
-            aggregate_id, version=version
-        ),
-    )
-
-
-def _profile_lookup(service: CustomerService) -> ProfileLookup:
-    def profile(customer_id: UUID, at: datetime) -> Profile | None:
-        try:
-            return service.get_customer(customer_id, as_of=at).profile
-        except NotFoundError:
-            return None
-
-    return profile

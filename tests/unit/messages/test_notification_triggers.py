@@ -15,7 +15,7 @@ from domain.portal import PortalAccount, token_hash
 from domain.sealing import SecretSealer, UnreadableSecretError
 from domain.service import CustomerService
 from projections.notifications import notification_messages
-from workers.relay import service_lookups
+from workers.relay_lookups import service_lookups
 
 Log = list[tuple[int, Any]]
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
