@@ -141,6 +141,18 @@ def test_the_relay_refuses_to_start_without_a_notification_key() -> None:
     assert check_relay_settings(configured) == key
 
 
+def test_customers_worker_relay_stops_at_once_without_a_notification_key(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    """`customers worker relay` exits naming the variable before it starts any follower."""
+    clean_environment.setenv("CUSTOMERS_DATABASE_URL", "postgresql://u@db.invalid/x")
+    clean_environment.setenv("CUSTOMERS_JWT_SECRET", JWT_SECRET)
+    clean_environment.setenv("CUSTOMERS_SECRET_KEY", Fernet.generate_key().decode())
+    result = CliRunner().invoke(app, ["worker", "relay"])
+    assert result.exit_code == 1
+    assert "CUSTOMERS_NOTIFICATION_KEY: required by the relay" in str(result.exception)
+
+
 def test_a_notification_key_that_is_not_a_fernet_key_is_refused_without_echoing_it(
     clean_environment: pytest.MonkeyPatch,
 ) -> None:
