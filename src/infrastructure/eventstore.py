@@ -12,14 +12,22 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.utils import get_topic
 from psycopg import sql
 
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
 from infrastructure.database import ensure_schema, parse_database_url, postgres_env
+from infrastructure.hash_chain import ChainedRecorder, chain_key, install_chain
 from infrastructure.settings import Settings
 
-__all__ = ["build_service", "event_positions", "migrate_event_store", "read_model_datastore"]
+__all__ = [
+    "build_service",
+    "event_positions",
+    "migrate_event_store",
+    "read_model_datastore",
+    "recorder",
+]
 
 _NUMBER_SEQUENCES = ("customer_number_seq", "ticket_number_seq")
 
@@ -68,6 +76,8 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
         max_overflow=settings.thread_pool_size,
     )
     env["CREATE_TABLE"] = "y" if create_tables else "n"
+    # Every write sends the audit key, with which a trigger chains the events (hash_chain).
+    env["APPLICATION_RECORDER_TOPIC"] = get_topic(ChainedRecorder)
     # The pool's wait for a connection is also how long each of the recorder's ten retries
     # waits when the database is down: keep it short so an outage surfaces as a 503 soon.
     env["POSTGRES_CONNECT_TIMEOUT"] = "1"
@@ -83,11 +93,20 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
         service, settings.db_schema, "customer_number_seq"
     )
     service.next_ticket_number = NumberSequence(service, settings.db_schema, "ticket_number_seq")
+    recorder(service).chain_key = chain_key(settings.audit_key, settings.secret_key)
     return service
 
 
+def recorder(service: CustomerService) -> ChainedRecorder:
+    """The service's event store recorder (on PostgreSQL, with the hash chain)."""
+    chained = service.recorder
+    assert isinstance(chained, ChainedRecorder)
+    return chained
+
+
 def migrate_event_store(settings: Settings) -> None:
-    """Create the schema, the event tables and the number sequences, if missing."""
+    """Create the schema, the event tables, their hash chain and the number sequences, if
+    missing."""
     assert settings.database_url is not None
     ensure_schema(settings.database_url, settings.db_schema)
     service = build_service(settings, create_tables=True)
@@ -99,6 +118,9 @@ def migrate_event_store(settings: Settings) -> None:
                         sql.Identifier(settings.db_schema), sql.Identifier(sequence)
                     )
                 )
+        chained = recorder(service)
+        assert chained.chain_key is not None
+        install_chain(chained, chained.chain_key)
     finally:
         service.close()
 

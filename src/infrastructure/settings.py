@@ -34,7 +34,7 @@ _SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")
 
 
 # Fields whose value must never be echoed back in an error message.
-_SECRET_FIELDS = frozenset({"jwt_secret", "secret_key", "notification_key"})
+_SECRET_FIELDS = frozenset({"jwt_secret", "secret_key", "notification_key", "audit_key"})
 # URLs are shown with their password masked.
 _URL_FIELDS = frozenset({"database_url", "nats_url"})
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     notification_key: SecretStr | None = None
     """Fernet key sealing portal link tokens in notification requests, held by the relay and
     the notification consumer only (not the service's `secret_key`); generated in local mode."""
+    audit_key: Annotated[SecretStr, Field(min_length=32)] | None = None
+    """HMAC key of the events' hash chain (tamper evidence); unset: derived from `secret_key`.
+    Changing it makes every event written before fail verification."""
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
     db_schema: str = "customers"
