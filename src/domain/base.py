@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.context import current_actor, current_correlation_id
 
-__all__ = ["TracedAggregate", "event_name"]
+__all__ = ["TracedAggregate", "event_name", "qualname_event_name"]
 
 
 class TracedAggregate(Aggregate):
@@ -34,7 +34,13 @@ class TracedAggregate(Aggregate):
 def event_name(event: Any) -> str:
     """The public name of an event, as in NATS subjects: `Customer.ProfileChanged` →
     `customer.profile_changed`."""
-    aggregate, _, kind = type(event).__qualname__.rpartition(".")
+    return qualname_event_name(type(event).__qualname__)
+
+
+def qualname_event_name(qualname: str) -> str:
+    """The public name of an event class from its qualified name (`Ticket.Opened`), e.g.
+    for a stored topic that no longer resolves to a class."""
+    aggregate, _, kind = qualname.rpartition(".")
     return f"{_snake(aggregate)}.{_snake(kind)}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from domain.base import event_name
+from domain.base import TracedAggregate, event_name
 from domain.customers import Customer
 from domain.values import InstalledSystem
 from gateway.schemas import CustomerOut, EventOut, SystemOut
@@ -21,6 +21,8 @@ _METADATA = {
     "correlation_id",
 }
 _MASK = "***"
+# Sealed secrets and credentials' hashes: an audit view says they were set, never shows them.
+_MASKED_FIELDS = frozenset({"sealed_secret", "sealed_token", "token_hash", "password_hash"})
 
 
 def customer_out(customer: Customer) -> CustomerOut:
@@ -54,7 +56,7 @@ def _system_out(system: InstalledSystem) -> SystemOut:
     return SystemOut(**fields)
 
 
-def event_out(event: Customer.Event, position: int) -> EventOut:
+def event_out(event: TracedAggregate.Event, position: int) -> EventOut:
     """One stored event for the audit view: its envelope and its payload, secrets masked."""
     return EventOut(
         position=position,
@@ -73,7 +75,7 @@ def _masked(value: Any) -> Any:
         value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {
-            k: (_MASK if k == "sealed_secret" and v is not None else _masked(v))
+            k: (_MASK if k in _MASKED_FIELDS and v is not None else _masked(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway import (
     appointments,
     asyncapi,
+    audit,
     customers,
     docs,
     health,
@@ -42,3 +43,4 @@ def add_routes(app: web.Application) -> None:
     portal.add_routes(app)
     search.add_routes(app)
     history.add_routes(app)
+    audit.add_routes(app)
