@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from domain.base import TracedAggregate, event_name
 from domain.customers import Customer
 from domain.values import InstalledSystem
 from gateway.schemas import CustomerOut, EventOut, SystemOut
+from infrastructure.audit_log import event_payload
 
 __all__ = ["customer_out", "event_out"]
-
-_METADATA = {
-    "originator_id",
-    "originator_version",
-    "timestamp",
-    "originator_topic",
-    "actor",
-    "correlation_id",
-}
-_MASK = "***"
-# Sealed secrets and credentials' hashes: an audit view says they were set, never shows them.
-_MASKED_FIELDS = frozenset({"sealed_secret", "sealed_token", "token_hash", "password_hash"})
 
 
 def customer_out(customer: Customer) -> CustomerOut:
@@ -65,19 +53,5 @@ def event_out(event: TracedAggregate.Event, position: int) -> EventOut:
         at=event.timestamp,
         actor=event.actor,
         correlation_id=event.correlation_id,
-        payload=_masked({k: v for k, v in vars(event).items() if k not in _METADATA}),
+        payload=event_payload(event),
     )
-
-
-def _masked(value: Any) -> Any:
-    """Plain JSON-able data with every sealed secret replaced by a mask."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {
-            k: (_MASK if k in _MASKED_FIELDS and v is not None else _masked(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_masked(v) for v in value]
-    return value

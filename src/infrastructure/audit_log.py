@@ -17,6 +17,7 @@ compare it with a later verification's to see it deleted.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +27,45 @@ from psycopg import sql
 
 from infrastructure.hash_chain import BACKFILL_TABLE, ChainedRecorder, ChainKey
 
-__all__ = ["ChainBreak", "Head", "Verification", "log_rows", "verify_chain"]
+__all__ = [
+    "ChainBreak",
+    "Head",
+    "Verification",
+    "event_payload",
+    "iter_log",
+    "log_rows",
+    "masked",
+    "verify_chain",
+]
 
 _PAGE = 5000
+_ENVELOPE = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic"}
+    | {"actor", "correlation_id"}
+)
+MASK = "***"
+# Sealed secrets and credentials' hashes: an audit view says they were set, never shows them.
+_MASKED_FIELDS = frozenset({"sealed_secret", "sealed_token", "token_hash", "password_hash"})
+
+
+def event_payload(event: Any) -> dict[str, Any]:
+    """What an audit view shows of an event beyond its envelope: its fields, secrets masked."""
+    shown: dict[str, Any] = masked({k: v for k, v in vars(event).items() if k not in _ENVELOPE})
+    return shown
+
+
+def masked(value: Any) -> Any:
+    """Plain data (dataclasses as dicts) with every sealed secret or hash replaced by a mask."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {
+            k: (MASK if k in _MASKED_FIELDS and v is not None else masked(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -198,9 +235,11 @@ def log_rows(
         return list(cursor.fetchall())
 
 
-def iter_log(recorder: ChainedRecorder, after: int, page: int = _PAGE) -> Iterator[dict[str, Any]]:
+def iter_log(
+    recorder: ChainedRecorder, after: int, *, hashes: bool = False, page: int = _PAGE
+) -> Iterator[dict[str, Any]]:
     """Every stored row after position `after`, in log order, a page at a time."""
-    while rows := log_rows(recorder, after, page):
+    while rows := log_rows(recorder, after, page, hashes=hashes):
         yield from rows
         after = rows[-1]["notification_id"]
 

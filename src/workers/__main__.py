@@ -35,6 +35,7 @@ from infrastructure.servers import local_servers
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from infrastructure.tokens import issue_token
 from projections.catalog import READ_MODELS, open_read_model
+from workers.audit_commands import audit_app
 from workers.nats_commands import asyncapi, tail
 from workers.projection_commands import projections_app, worker
 
@@ -176,6 +177,7 @@ app.command()(worker)
 app.command()(tail)
 app.command()(asyncapi)
 app.add_typer(projections_app, name="projections")
+app.add_typer(audit_app, name="audit")
 
 
 def migrate_database(settings: Settings) -> None:
