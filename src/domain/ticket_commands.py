@@ -59,14 +59,16 @@ class TicketCommands(WritePath):
         status: str,
         note: str | None = None,
         *,
+        customer_note: str | None = None,
         expected_version: int,
         idempotency: Idempotency | None = None,
     ) -> Receipt:
-        """Move the ticket along the repair graph."""
+        """Move the ticket along the repair graph, with a note for staff and one for the
+        customer."""
 
         def attempt() -> Change:
             ticket = self._ticket(ticket_id, expected_version)
-            ticket.change_status(status, note)
+            ticket.change_status(status, note, customer_note)
             return _changed(ticket)
 
         return self.execute(attempt, idempotency, key=ticket_id)

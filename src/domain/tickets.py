@@ -85,8 +85,12 @@ class StatusChange:
     status: str
     previous_status: str | None
     note: str | None
+    """The staff's note: never shown to the customer."""
     at: datetime
     by: str
+    customer_note: str | None = None
+    """What the shop tells the customer with this step ("waiting for the screen, due
+    Friday"): shown in the portal, unlike `note`."""
 
 
 class Ticket(TracedAggregate):
@@ -126,16 +130,37 @@ class Ticket(TracedAggregate):
             ticket.timeline = [StatusChange("new", None, None, self.timestamp, self.actor)]
 
     class StatusChanged(TracedAggregate.Event):
+        """Version 2 split what a status change says: version 1 carried one `note`, read
+        by staff only, so a shop could not tell the customer why the repair moved on (or
+        stalled) without a separate comment. Now `note` stays the staff's and
+        `customer_note` is the customer's."""
+
         customer_id: UUID
         previous_status: str
         status: str
         note: str | None
+        """For staff only (as in version 1)."""
+        customer_note: str | None
+        """Shown to the customer."""
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # A version 1 note was written for staff eyes only: it must not become the
+            # customer's by being upcast, so old steps tell the customer nothing.
+            state["customer_note"] = None
 
         def apply(self, ticket: Ticket) -> None:
             ticket.status = self.status
             ticket.timeline.append(
                 StatusChange(
-                    self.status, self.previous_status, self.note, self.timestamp, self.actor
+                    self.status,
+                    self.previous_status,
+                    self.note,
+                    self.timestamp,
+                    self.actor,
+                    self.customer_note,
                 )
             )
 
@@ -170,8 +195,11 @@ class Ticket(TracedAggregate):
             device=device,
         )
 
-    def change_status(self, status: str, note: str | None = None) -> None:
-        """Move along the graph; anything else is refused naming the allowed statuses."""
+    def change_status(
+        self, status: str, note: str | None = None, customer_note: str | None = None
+    ) -> None:
+        """Move along the graph; anything else is refused naming the allowed statuses.
+        `note` is for staff, `customer_note` for the customer."""
         if status not in STATUSES:
             raise RuleViolationError("status", f"unknown status; statuses: {list(STATUSES)}")
         allowed = TRANSITIONS[self.status]
@@ -182,7 +210,8 @@ class Ticket(TracedAggregate):
             customer_id=self.customer_id,
             previous_status=self.status,
             status=status,
-            note=note.strip() if note and note.strip() else None,
+            note=_text_or_none(note),
+            customer_note=_text_or_none(customer_note),
         )
 
     def comment(self, text: str, *, public: bool) -> UUID:
@@ -208,3 +237,7 @@ class Ticket(TracedAggregate):
 
     def public_comments(self) -> list[Comment]:
         return [c for c in self.comments if c.public]
+
+
+def _text_or_none(text: str | None) -> str | None:
+    return text.strip() if text and text.strip() else None

@@ -78,6 +78,9 @@ class TicketIn(_In):
 class StatusIn(_In):
     status: Status
     note: LongText | None = None
+    """For staff only: a customer token never sees it."""
+    customer_note: LongText | None = None
+    """What to tell the customer with this step: shown in the portal's timeline."""
 
 
 class CommentIn(_In):
@@ -107,6 +110,8 @@ class StatusChangeOut(BaseModel):
     previous_status: Status | None
     note: str | None
     """Staff only: a customer token sees null."""
+    customer_note: str | None
+    """The message to the customer with this step (null before tickets had one)."""
     at: datetime
     by: str
 
@@ -210,6 +215,7 @@ async def change_status(request: web.Request) -> web.Response:
         ticket_id,
         body.status,
         body.note,
+        customer_note=body.customer_note,
         expected_version=expected,
         idempotency=await idempotency_of(request),
     )

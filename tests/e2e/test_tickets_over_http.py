@@ -284,3 +284,35 @@ async def test_a_customer_token_gets_404_from(
     await problem(await DENIED[endpoint](client, me, mine, theirs, other["id"]), 404)
     shown = await ok(await client.get(f"/v1/tickets/{other['id']}", headers=bearer()))
     assert (shown["version"], shown["comments"]) == (1, [])
+
+
+async def test_a_status_change_tells_the_customer_its_note_and_keeps_the_staffs(
+    client: Client, bearer: Bearer
+) -> None:
+    """`customer_note` is shown to the customer's own token, `note` only to staff; an
+    over-long customer note is 422 naming it."""
+    mine = await customer(client, bearer)
+    me = bearer("customer", sub=f"customer:{mine}", customer_id=mine)
+    ticket = await open_ticket(client, bearer, mine)
+    await ok(
+        await set_status(
+            client,
+            bearer(),
+            ticket["id"],
+            "diagnosing",
+            1,
+            note="supplier B, 40 EUR",
+            customer_note="We are checking the screen; news by Friday",
+        )
+    )
+    step = (await ok(await client.get(f"/v1/tickets/{ticket['id']}", headers=me)))["timeline"][1]
+    assert (step["note"], step["customer_note"]) == (
+        None,
+        "We are checking the screen; news by Friday",
+    )
+    staff = await ok(await client.get(f"/v1/tickets/{ticket['id']}", headers=bearer()))
+    assert staff["timeline"][1]["note"] == "supplier B, 40 EUR"
+    too_long = await set_status(
+        client, bearer(), ticket["id"], "awaiting_parts", 2, customer_note="x" * 20_000
+    )
+    assert fields(await problem(too_long, 422)) == ["customer_note"]
