@@ -13,9 +13,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from domain.sealing import SecretSealer
 from domain.service import CustomerService
 from infrastructure.audit_log import Verification, verify_chain
-from infrastructure.database import drop_schema
+from infrastructure.database import drop_schema, postgres_env
 from infrastructure.eventstore import build_service, migrate_event_store, recorder
 from infrastructure.hash_chain import ChainKey
 from infrastructure.settings import Settings
@@ -235,11 +236,20 @@ def test_a_row_inserted_around_the_service_has_no_hash_and_is_reported(store: St
 
 
 def test_events_from_before_the_chain_are_back_filled_by_the_migration(store: Store) -> None:
-    """A store written before the chain existed (no columns, no trigger) is chained by the
-    next migration, which records how far it back-filled; new events then chain on."""
-    store.sql("DROP TRIGGER crm_events_chain ON {events}")
+    """A store written before the chain existed (no hash columns, the library's own
+    recorder) is chained by the next migration, which records how far it back-filled;
+    new events then chain on."""
     store.sql("ALTER TABLE {events} DROP COLUMN stream_hash, DROP COLUMN log_hash")
-    old = _customer_with_notes(store)
+    settings = store.settings
+    assert settings.database_url is not None and settings.secret_key is not None
+    legacy = CustomerService(
+        postgres_env(settings.database_url, settings.db_schema),
+        sealer=SecretSealer(settings.secret_key.get_secret_value()),
+    )
+    try:
+        old = _customer_with_notes(Store(legacy, settings, store.database_url))
+    finally:
+        legacy.close()
     ((head,),) = store.sql("SELECT max(notification_id) FROM {events}")
     migrate_event_store(store.settings)
     store.service.add_note(old, "after the migration", False)
