@@ -32,8 +32,11 @@ paid inside that lock. Three designs were weighed:
   from the table's sequence. One extra round trip per save however many events it holds,
   a few microseconds of HMAC per event, and the key never leaves this process: an
   attacker with SQL access to the tables, or the server's logs, cannot forge a link.
+  Registrations/s of each: docs/PERFORMANCE.md (`python -m bench.chain_cost`).
 
 A row written around the service (plain SQL) gets no hashes, and verification reports it.
+What the chain cannot see: a rewrite by someone holding the audit key (the service's own
+configuration), and anything outside the events table (read models are rebuilt from it).
 
 Events stored before the chain existed are back-filled by `install_chain` (the migrate
 step) under the table lock, in log order, and the position it reached is recorded: the
@@ -64,7 +67,8 @@ _BACKFILL_PAGE = 2000
 
 @dataclass(frozen=True)
 class ChainKey:
-    """The audit key, and the two links computed with it exactly as the trigger does."""
+    """The audit key, and the two links computed with it (written by the recorder and the
+    back-fill, recomputed by verification)."""
 
     key: bytes
 
