@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from domain.errors import ConflictError
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
 from infrastructure.audit_log import Verification, verify_chain
@@ -89,6 +90,35 @@ def test_an_untouched_store_verifies_including_grouped_saves(store: Store) -> No
     )
     one = store.verify(customer_id)
     assert one.ok and one.events_checked == 22 and one.streams_checked == 1
+
+
+def test_two_writers_with_their_own_connections_keep_one_chain(store: Store) -> None:
+    """Two services on one store (as two gateway processes: separate pools, separate group
+    commits) writing at once still leave one unbroken chain: each save reads the log's
+    head under the table lock."""
+    other = build_service(store.settings)
+    try:
+        shared = store.service.register_customer({"first_name": "Shared"}).aggregate_id
+        with ThreadPoolExecutor(16) as pool:
+            futures = [
+                pool.submit(service.add_note, shared, f"{i}", False)
+                if i % 3 == 0
+                else pool.submit(service.register_customer, {"first_name": f"w{i}"})
+                for i in range(60)
+                for service in (store.service, other)
+            ]
+            notes = 0
+            for future in futures:
+                try:
+                    receipt = future.result()
+                except ConflictError:
+                    continue  # two processes racing on one customer may give up: no effect
+                notes += receipt.aggregate_id == shared
+    finally:
+        other.close()
+    result = store.verify()
+    assert result.ok, result.first_break
+    assert notes > 0 and store.verify(shared).events_checked == 1 + notes
 
 
 def test_an_edited_state_is_caught_at_its_event(store: Store) -> None:
