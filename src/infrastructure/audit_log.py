@@ -28,6 +28,7 @@ from psycopg import sql
 from infrastructure.hash_chain import BACKFILL_TABLE, ChainedRecorder, ChainKey
 
 __all__ = [
+    "MASK",
     "ChainBreak",
     "Head",
     "Verification",

@@ -214,11 +214,20 @@ def install_chain(recorder: PostgresApplicationRecorder, key: ChainKey) -> int |
     with recorder.datastore.transaction(commit=True) as cursor:
         cursor.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table))
         cursor.execute(
-            sql.SQL(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS stream_hash bytea,"
-                " ADD COLUMN IF NOT EXISTS log_hash bytea"
-            ).format(table)
+            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = %s AND column_name IN ('stream_hash', 'log_hash')",
+            (schema, recorder.events_table_name),
         )
+        found = cursor.fetchone()
+        if found is None or found["n"] < 2:
+            # ALTER TABLE takes an ACCESS EXCLUSIVE lock (readers wait) even when the
+            # columns exist: only when they are missing, once per database.
+            cursor.execute(
+                sql.SQL(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS stream_hash bytea,"
+                    " ADD COLUMN IF NOT EXISTS log_hash bytea"
+                ).format(table)
+            )
         record = sql.Identifier(schema, BACKFILL_TABLE)
         cursor.execute(
             sql.SQL(
