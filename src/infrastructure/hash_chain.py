@@ -22,8 +22,9 @@ paid inside that lock. Three designs were weighed:
 - a BEFORE INSERT trigger (no round trip; it sees rows inserted earlier by the same
   statement): a plain sha256 chain there can be recomputed by anyone with SQL access,
   and a keyed one needs the key sent to the server. Measured under load: about 60-70 us
-  per event (two index lookups and four sha256 calls in plpgsql), against about 15 us
-  for the insert itself; a grouped save of 160 events held the lock some 10 ms longer;
+  per event of server CPU inside the lock (two index lookups and four sha256 calls in
+  plpgsql), against about 15 us for the insert itself: a grouped save of 160 events
+  would hold the lock some 10 ms longer;
 - a keyed HMAC in Python with the previous hashes carried in memory: wrong as soon as
   two processes write, and the previous event of the global log is only known under the
   lock;
