@@ -25,7 +25,7 @@ from cryptography.fernet import Fernet
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
 from infrastructure.database import drop_schema, postgres_env
-from infrastructure.eventstore import CustomerNumberSequence, build_service, migrate_event_store
+from infrastructure.eventstore import NumberSequence, build_service, migrate_event_store
 from infrastructure.settings import Settings
 
 _DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -37,7 +37,10 @@ def _service(settings: Settings, *, chained: bool) -> CustomerService:
     assert settings.database_url is not None and settings.secret_key is not None
     env = postgres_env(settings.database_url, settings.db_schema, pool_size=8, max_overflow=8)
     service = CustomerService(env, sealer=SecretSealer(settings.secret_key.get_secret_value()))
-    service.next_customer_number = CustomerNumberSequence(service, settings.db_schema)
+    service.next_customer_number = NumberSequence(
+        service, settings.db_schema, "customer_number_seq"
+    )
+    service.next_ticket_number = NumberSequence(service, settings.db_schema, "ticket_number_seq")
     return service
 
 

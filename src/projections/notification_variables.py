@@ -209,7 +209,8 @@ def appointment_cancelled(event: Any, profile: Profile, lookups: Lookups) -> Bas
 class TicketStatusVariables(BaseModel):
     """A repair moved on: the device, the status it left and the one it is in now.
 
-    The staff note of the change is not here: customers do not see staff notes."""
+    The staff note of the change is not here: customers do not see staff notes. The note
+    written for the customer (`customer_note`) is."""
 
     first_name: str
     ticket_id: UUID
@@ -220,6 +221,8 @@ class TicketStatusVariables(BaseModel):
     device_model: str | None
     previous_status: str
     status: str
+    customer_note: str | None
+    """What the shop tells the customer with this step; null when it said nothing."""
     changed_at: datetime
     changed_at_local: datetime
     changed_at_text: str
@@ -238,6 +241,7 @@ def ticket_status_changed(event: Any, profile: Profile, lookups: Lookups) -> Bas
         device_model=ticket.device.model,
         previous_status=event.previous_status,
         status=event.status,
+        customer_note=event.customer_note,
         changed_at=event.timestamp,
         changed_at_local=in_zone(event.timestamp, lookups.zone),
         changed_at_text=local_text(event.timestamp, lookups.zone),

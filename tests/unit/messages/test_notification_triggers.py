@@ -184,11 +184,16 @@ def test_confirm_reschedule_and_cancel_each_ask_for_their_own_message(
 def test_a_ticket_status_change_names_the_device_but_not_the_staff_note(
     service: CustomerService, customer: UUID, requests_for: Requests
 ) -> None:
-    """The repair's subject, device and both statuses travel; the internal note does not."""
+    """The repair's subject, device, both statuses and the note for the customer travel;
+    the internal note does not."""
     device = {"type": "phone", "make": "Apple", "model": "iPhone 12", "serial": "F17XK"}
     opened = service.open_ticket(customer, "Cracked screen", "dropped", device)
     service.change_ticket_status(
-        opened.aggregate_id, "diagnosing", "customer was rude", expected_version=opened.version
+        opened.aggregate_id,
+        "diagnosing",
+        "customer was rude",
+        customer_note="We are checking the screen",
+        expected_version=opened.version,
     )
     [email, sms] = requests_for("Ticket.StatusChanged")
     variables = email["data"]["variables"]
@@ -200,6 +205,7 @@ def test_a_ticket_status_change_names_the_device_but_not_the_staff_note(
         "Apple",
         "iPhone 12",
     )
+    assert variables["customer_note"] == "We are checking the screen"
     assert "rude" not in json.dumps(email) and "F17XK" not in json.dumps(email)
 
 
