@@ -56,8 +56,10 @@ class ConflictError(DomainError):
 class UniqueValueTakenError(ConflictError):
     """A value that must be unique across customers is already reserved."""
 
-    def __init__(self, field: str) -> None:
+    def __init__(self, field: str, holder_id: UUID | None = None) -> None:
         super().__init__(f"{field} is already used by another customer", field=field)
+        self.holder_id = holder_id
+        """The customer holding the value (an import reports it); never sent to clients."""
 
 
 class InvalidTransitionError(ConflictError):

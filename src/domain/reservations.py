@@ -62,7 +62,7 @@ class Reservation(TracedAggregate):
         if self.owner_id == owner_id:
             return
         if self.owner_id is not None:
-            raise UniqueValueTakenError(self.field)
+            raise UniqueValueTakenError(self.field, self.owner_id)
         self.trigger_event(self.Reclaimed, owner_id=owner_id)
 
     def release(self, owner_id: UUID) -> None:

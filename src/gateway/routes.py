@@ -14,8 +14,10 @@ from gateway import (
     audit,
     customers,
     docs,
+    export,
     health,
     history,
+    imports,
     observability,
     portal,
     search,
@@ -37,6 +39,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/docs", docs.docs_page)
     app.router.add_static(docs.DOCS_STATIC_PREFIX, docs.swagger_ui_dir())
     # Resources: add each resource module's routes here.
+    # Fixed paths under /v1/customers/ first, before `{id}` could claim their names.
+    imports.add_routes(app)
+    export.add_routes(app)
     customers.add_routes(app)
     appointments.add_routes(app)
     tickets.add_routes(app)

@@ -54,7 +54,15 @@ from projections.search import (
     search_statement,
 )
 
-__all__ = ["SearchItem", "SearchPage", "SearchQuery", "add_routes"]
+__all__ = [
+    "SearchFilters",
+    "SearchItem",
+    "SearchPage",
+    "SearchQuery",
+    "add_routes",
+    "effective_q",
+    "search_criteria",
+]
 
 DEFAULT_WINDOW_DAYS = 30
 MAX_LIMIT = 200
@@ -109,8 +117,8 @@ Instant = Annotated[
 Text = Annotated[str, Field(max_length=200)]
 
 
-class SearchQuery(ReadQuery):
-    """The query string of `GET /v1/customers`."""
+class SearchFilters(ReadQuery):
+    """Which customers a search covers: the filters search and export share."""
 
     model_config = ConfigDict(
         extra="forbid", str_strip_whitespace=True, use_attribute_docstrings=True
@@ -132,15 +140,27 @@ class SearchQuery(ReadQuery):
     """Registered before this time (a date means its midnight UTC)."""
     include_deleted: bool = False
     """Also list soft-deleted customers."""
+
+    @field_validator("q", "city", "system_type", "group")
+    @classmethod
+    def _blank_is_absent(cls, value: str | None) -> str | None:
+        if value and "\x00" in value:  # PostgreSQL text cannot hold it
+            raise ValueError("must not contain NUL characters")
+        return value or None
+
+
+class SearchQuery(SearchFilters):
+    """The query string of `GET /v1/customers`."""
+
     limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
     """Items per page, at most 200."""
     cursor: Annotated[str, Field(max_length=1100)] | None = None
     """`next_cursor` of the previous page, with the same search parameters."""
 
-    @field_validator("q", "city", "system_type", "group", "cursor")
+    @field_validator("cursor")
     @classmethod
-    def _blank_is_absent(cls, value: str | None) -> str | None:
-        if value and "\x00" in value:  # PostgreSQL text cannot hold it
+    def _blank_cursor_is_absent(cls, value: str | None) -> str | None:
+        if value and "\x00" in value:
             raise ValueError("must not contain NUL characters")
         return value or None
 
@@ -224,19 +244,12 @@ def add_routes(app: web.Application) -> None:
 @requires("admin", "staff", "service")
 async def search_customers(request: web.Request) -> web.Response:
     query = parse_query(request, SearchQuery)
-    if (
-        query.registered_after is not None
-        and query.registered_before is not None
-        and query.registered_before <= query.registered_after
-    ):
-        raise _invalid("registered_before", "must be later than registered_after")
-    # A q of only accents or spaces is no q at all, for the window as for the ranking.
-    q = query.q if query.q and normalise(query.q) else None
+    q = effective_q(query)
     fingerprint = _fingerprint(query)
     anchor, after = datetime.now(UTC), None
     if query.cursor is not None:
         anchor, after = _read_cursor(request, query.cursor, fingerprint, has_q=q is not None)
-    criteria = _criteria(request, query, q, anchor)
+    criteria = search_criteria(request, query, anchor)
     await wait_for_position(request, "search", query)
     rows = await _fetch(request, criteria, after, query.limit + 1)
     page = rows[: query.limit]
@@ -248,9 +261,21 @@ async def search_customers(request: web.Request) -> web.Response:
     return json_response(SearchPage(items=[_item(r) for r in page], next_cursor=next_cursor))
 
 
-def _criteria(
-    request: web.Request, query: SearchQuery, q: str | None, anchor: datetime
-) -> SearchCriteria:
+def effective_q(query: SearchFilters) -> str | None:
+    """The search's q, after checking the window (422 for an empty one)."""
+    if (
+        query.registered_after is not None
+        and query.registered_before is not None
+        and query.registered_before <= query.registered_after
+    ):
+        raise _invalid("registered_before", "must be later than registered_after")
+    # A q of only accents or spaces is no q at all, for the window as for the ranking.
+    return query.q if query.q and normalise(query.q) else None
+
+
+def search_criteria(request: web.Request, query: SearchFilters, anchor: datetime) -> SearchCriteria:
+    """The filters resolved to a `SearchCriteria`; windows are counted back from `anchor`."""
+    q = effective_q(query)
     days = query.registered_within_days
     windowed = days is not None or query.registered_after or query.registered_before
     if not windowed and q is None:

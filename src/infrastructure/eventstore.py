@@ -19,6 +19,7 @@ from domain.sealing import SecretSealer
 from domain.service import CustomerService
 from infrastructure.database import ensure_schema, parse_database_url, postgres_env
 from infrastructure.hash_chain import ChainedRecorder, chain_key, install_chain
+from infrastructure.imports import create_import_tables
 from infrastructure.settings import Settings
 
 __all__ = [
@@ -105,8 +106,8 @@ def recorder(service: CustomerService) -> ChainedRecorder:
 
 
 def migrate_event_store(settings: Settings) -> None:
-    """Create the schema, the event tables, their hash chain and the number sequences, if
-    missing."""
+    """Create the schema, the event tables, their hash chain, the number sequences and the
+    imports' tables, if missing."""
     assert settings.database_url is not None
     ensure_schema(settings.database_url, settings.db_schema)
     service = build_service(settings, create_tables=True)
@@ -118,6 +119,7 @@ def migrate_event_store(settings: Settings) -> None:
                         sql.Identifier(settings.db_schema), sql.Identifier(sequence)
                     )
                 )
+            create_import_tables(cursor, settings.db_schema)
         chained = recorder(service)
         assert chained.chain_key is not None
         install_chain(chained, chained.chain_key)

@@ -78,6 +78,8 @@ def children() -> list[Child]:
     return [
         Child("gateway", [sys.executable, "-m", "gateway"]),
         Child("workers", [sys.executable, "-m", "workers", "worker", "all"]),
+        # Its own process: an import's CPU must not slow the read models' followers.
+        Child("imports", [sys.executable, "-m", "workers", "worker", "import"]),
     ]
 
 

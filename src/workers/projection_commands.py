@@ -14,7 +14,7 @@ from infrastructure.settings import Settings, load_settings
 from projections.base import read_model_schema
 from projections.catalog import READ_MODELS, open_read_model
 from projections.rebuild import rebuild
-from workers.runners import follower_names, run_followers
+from workers.runners import IMPORT_WORKER, follower_names, run_followers
 
 __all__ = ["projections_app", "worker"]
 
@@ -33,11 +33,17 @@ def _settings() -> Settings:
 
 
 def worker(
-    names: Annotated[list[str], typer.Argument(help="Followers to run, or `all`.")],
+    names: Annotated[
+        list[str], typer.Argument(help="Followers to run, or `all` of them; `import` for imports.")
+    ],
 ) -> None:
-    """Run read models and the relay, resuming from their positions; standby if another leads."""
-    known = follower_names()
-    chosen = known if names == ["all"] else names
+    """Run read models and the relay, resuming from their positions; standby if another leads.
+
+    `import` runs the import worker, which registers uploaded customer files; `all` means
+    every follower (`customers run` starts the import worker as a process of its own).
+    """
+    known = [*follower_names(), IMPORT_WORKER]
+    chosen = follower_names() if names == ["all"] else names
     unknown = sorted(set(chosen) - set(known))
     if unknown:
         typer.echo(f"unknown: {', '.join(unknown)}; known: {', '.join(known)}, all", err=True)

@@ -21,9 +21,10 @@ from infrastructure.settings import Settings
 from projections.base import PoisonEventError, PoisonPolicy
 from projections.catalog import READ_MODELS, open_read_model
 from workers.follower import Follower, Sink
+from workers.imports import ImportWorker
 from workers.relay import check_relay_settings, open_relay
 
-__all__ = ["SINKS", "follower_names", "run_followers"]
+__all__ = ["IMPORT_WORKER", "SINKS", "follower_names", "run_followers"]
 
 _log = structlog.get_logger("workers")
 RESTART_PAUSE_SECONDS = 2.0
@@ -48,6 +49,10 @@ def _sinks() -> dict[str, SinkFactory]:
 
 SINKS: dict[str, SinkFactory] = {"relay": open_relay}
 """Followers that are not read models (the NATS relay), one line each."""
+
+
+IMPORT_WORKER = "import"
+"""Not a follower of the log: the worker that registers uploaded customer files."""
 
 
 def follower_names() -> list[str]:
@@ -80,7 +85,14 @@ def run_followers(
             target=_keep_running, args=(name, sinks[name], settings, service, stop), name=name
         )
         for name in names
+        if name != IMPORT_WORKER
     ]
+    if IMPORT_WORKER in names:
+        threads.append(
+            threading.Thread(
+                target=_keep_importing, args=(settings, service, stop), name=IMPORT_WORKER
+            )
+        )
     for thread in threads:
         thread.start()
     try:
@@ -110,4 +122,16 @@ def _keep_running(
             return
         except Exception:
             _log.exception("follower_failed", follower=name, restart_in=RESTART_PAUSE_SECONDS)
+            stop.wait(RESTART_PAUSE_SECONDS)
+
+
+def _keep_importing(settings: Settings, service: CustomerService, stop: threading.Event) -> None:
+    assert settings.database_url is not None
+    while not stop.is_set():
+        try:
+            ImportWorker(
+                service, settings.database_url, schema=settings.db_schema, stop_event=stop
+            ).run()
+        except Exception:
+            _log.exception("import_worker_failed", restart_in=RESTART_PAUSE_SECONDS)
             stop.wait(RESTART_PAUSE_SECONDS)

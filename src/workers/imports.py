@@ -1,0 +1,143 @@
+"""The import worker: registers the pending rows of uploaded customer files.
+
+It runs in its own process (`customers worker import`; `customers run` starts one), not in
+the gateway: an import of 100,000 rows is minutes of CPU that would otherwise slow every
+API request of the gateway that took the upload. The rows wait in PostgreSQL, so any
+worker, including a restarted one, picks up where a crashed one stopped.
+
+One worker holds an import at a time (a session advisory lock per import, so several
+workers share the imports between them). It takes the pending rows a batch at a time and
+registers them through the service's ordinary write path from a pool of threads: their
+saves meet in the write path's group commit, a few dozen registrations per transaction,
+which is what makes a large file fast. Each row carries an idempotency key of its own
+(`row_idempotency`), so a row whose customer was saved just before a crash, but whose
+outcome was not, is answered by the event store with that customer on the next run
+instead of being registered twice.
+
+Outcomes: `created`; `duplicate` when the email, mobile phone or customer number is
+already reserved (by an earlier customer, or an earlier row of the same file), with the
+holder's id; `invalid` when a domain rule refuses the row, naming the field.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import structlog
+from eventsourcing import persistence
+
+from domain.context import acting_as
+from domain.errors import DomainError, UniqueValueTakenError
+from domain.service import CustomerService
+from infrastructure.imports import IMPORTS_CHANNEL, ImportStore, RowOutcome, row_idempotency
+
+__all__ = ["ImportWorker"]
+
+_log = structlog.get_logger("workers.imports")
+
+BATCH_ROWS = 512
+"""Rows registered between two saves of their outcomes (lost and redone in a crash)."""
+THREADS = 16
+"""Registrations in flight at once: what the group commit can put in one transaction."""
+GIVE_UP_AFTER = 5
+"""Failed attempts (errors that are neither a refusal nor an outage) before `failed`."""
+IDLE_WAIT_SECONDS = 1.0
+_UNAVAILABLE = (persistence.OperationalError, persistence.InterfaceError, psycopg.OperationalError)
+
+
+class ImportWorker:
+    """Processes every running import, one at a time, until stopped."""
+
+    def __init__(
+        self,
+        service: CustomerService,
+        database_url: str,
+        *,
+        schema: str,
+        threads: int = THREADS,
+        batch_rows: int = BATCH_ROWS,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.service = service
+        self.store = ImportStore(service.recorder.datastore, schema)  # type: ignore[attr-defined]
+        self._database_url = database_url
+        self._threads = threads
+        self._batch_rows = batch_rows
+        self._stop = stop_event or threading.Event()
+        self._transcoder: Any = service.mapper.transcoder
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Wait for uploads (LISTEN, with a poll as a fallback) and process them."""
+        with psycopg.connect(self._database_url, autocommit=True) as connection:
+            connection.execute(f"LISTEN {IMPORTS_CHANNEL}")
+            while not self._stop.is_set():
+                if not self.run_once(connection):
+                    for _ in connection.notifies(timeout=IDLE_WAIT_SECONDS, stop_after=1):
+                        pass
+
+    def run_once(self, connection: psycopg.Connection[Any]) -> bool:
+        """Process each running import no other worker holds; whether there was any."""
+        worked = False
+        for import_id in self.store.running():
+            if self._stop.is_set():
+                break
+            key = f"import:{self.store.schema}:{import_id}"
+            row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+            if not (row and row[0]):
+                continue
+            try:
+                worked = True
+                self.process(import_id)
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+        return worked
+
+    def process(self, import_id: UUID) -> None:
+        """Register the import's pending rows, batch by batch, until none is left."""
+        summary = self.store.summary(import_id)
+        if summary is None or summary.status != "running":
+            return
+        _log.info("import_started", import_id=str(import_id), pending=summary.pending)
+        with ThreadPoolExecutor(self._threads, thread_name_prefix="import") as pool:
+            while not self._stop.is_set():
+                rows = self.store.pending(import_id, limit=self._batch_rows)
+                if not rows:
+                    break
+                try:
+                    outcomes = list(
+                        pool.map(lambda r: self._register(import_id, summary.created_by, r), rows)
+                    )
+                    self.store.record(import_id, outcomes)
+                except _UNAVAILABLE as error:
+                    # Not the import's fault: the next round tries again from the same rows.
+                    _log.warning("import_paused", import_id=str(import_id), error=repr(error))
+                    self._stop.wait(IDLE_WAIT_SECONDS)
+                    return
+                except Exception as error:
+                    _log.exception("import_batch_failed", import_id=str(import_id))
+                    if self.store.fail(import_id, repr(error), give_up_after=GIVE_UP_AFTER):
+                        _log.error("import_failed", import_id=str(import_id))
+                    return
+        _log.info("import_stopped_or_done", import_id=str(import_id))
+
+    def _register(self, import_id: UUID, actor: str, row: RowOutcome) -> RowOutcome:
+        assert row.fields is not None
+        fields = self._transcoder.decode(row.fields)
+        key = row_idempotency(import_id, row.row, row.fields)
+        with acting_as(actor, f"import:{import_id}"):
+            try:
+                receipt = self.service.register_customer(fields, key)
+            except UniqueValueTakenError as taken:
+                errors = [{"field": taken.field, "message": taken.message}]
+                return RowOutcome(row.row, "duplicate", customer_id=taken.holder_id, errors=errors)
+            except DomainError as refused:
+                errors = [{"field": refused.field, "message": refused.message}]
+                return RowOutcome(row.row, "invalid", errors=errors)
+        return RowOutcome(row.row, "created", customer_id=receipt.aggregate_id)
