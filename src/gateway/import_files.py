@@ -165,7 +165,8 @@ def read_rows(
     text = io.TextIOWrapper(file, encoding=layout.encoding, newline="")
     if layout.skip_first_line:
         text.readline()
-    reader = csv.reader(text, delimiter=layout.delimiter, strict=False)
+    # Strict: a stray quote is a broken file, named by its line, not rows silently merged.
+    reader = csv.reader(text, delimiter=layout.delimiter, strict=True)
     width = len(layout.headers)
     data_rows = 0
     try:

@@ -145,6 +145,7 @@ no header, no first-name column, an unknown delimiter, broken quoting) answers 4
 async def upload_import(request: web.Request) -> web.Response:
     options = parse_query(request, ImportOptions)
     charset = _require_csv(request)
+    # Not every GatewaySettings has it (framework tests): the documented default then.
     limit = getattr(request.app[SETTINGS_KEY], "max_import_bytes", DEFAULT_MAX_IMPORT_BYTES)
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)

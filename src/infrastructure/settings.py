@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     thread_pool_size: Annotated[int, Field(ge=1, le=64)] = 8
     """Threads running the synchronous event store calls of one gateway process."""
     max_body_bytes: Annotated[int, Field(ge=1)] = 1_048_576
+    max_import_bytes: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
+    """Largest customer file `POST /v1/customers/imports` takes (streamed, never held whole)."""
 
     @field_validator("database_url")
     @classmethod
