@@ -38,6 +38,7 @@ from projections.catalog import READ_MODELS, open_read_model
 from workers.audit_commands import audit_app
 from workers.nats_commands import asyncapi, tail
 from workers.projection_commands import projections_app, worker
+from workers.transfer_commands import export_customers, import_customers
 
 __all__ = ["Child", "Role", "app", "children", "main"]
 
@@ -178,6 +179,8 @@ def servers(
 app.command()(worker)
 app.command()(tail)
 app.command()(asyncapi)
+app.command("import")(import_customers)
+app.command("export")(export_customers)
 app.add_typer(projections_app, name="projections")
 app.add_typer(audit_app, name="audit")
 

@@ -10,18 +10,24 @@ import asyncio
 import csv
 import io
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
+from typer.testing import CliRunner
 
 from domain.service import CustomerService
+from gateway import create_app
 from gateway.export import COLUMNS, spreadsheet_safe
 from infrastructure.settings import Settings
 from projections.base import ReadModel
+from workers.__main__ import app as cli
 from workers.imports import ImportWorker
 
 Client = TestClient[Any, Any]
@@ -170,3 +176,29 @@ async def test_an_exported_file_imports_back_as_duplicates_of_its_customers(
     assert {r["customer_id"] for r in report["rows"]} == {m["id"] for m in made}
     # The customer number is the first unique value the write path checks.
     assert {r["errors"][0]["field"] for r in report["rows"]} == {"customer_number"}
+
+
+async def test_the_cli_downloads_the_export_to_a_file(
+    aiohttp_server: Any,
+    api_settings: Settings,
+    service: CustomerService,
+    client: Client,
+    bearer: Bearer,
+    registration: Registration,
+) -> None:
+    """`customers export --group G --all -o FILE` writes what the endpoint streams."""
+    group = f"export-{secrets.token_hex(4)}"
+    made, position = await _register(client, bearer, registration, 2, group=group)
+    await _export(client, bearer(), group=group, min_position=position, **EVERYONE)  # caught up
+    server = await aiohttp_server(create_app(api_settings, service=service))
+    folder = Path(tempfile.mkdtemp(prefix="export-cli-"))
+    target = folder / "out.ndjson"
+    token = bearer()["Authorization"].removeprefix("Bearer ")
+    args = ["export", "--group", group, "--all", "--ndjson", "-o", str(target)]
+    args += ["--url", str(server.make_url("/")), "--token", token]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 0, result.output
+    assert "2 customers written" in result.output
+    lines = [orjson.loads(line) for line in target.read_bytes().splitlines()]
+    assert {item["id"] for item in lines} == {m["id"] for m in made}
+    shutil.rmtree(folder)

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from typer.testing import CliRunner
 
 from domain.service import CustomerService
 from gateway import create_app
 from infrastructure.settings import Settings
+from workers.__main__ import app as cli
 from workers.imports import ImportWorker
 
 Client = TestClient[Any, Any]
@@ -270,3 +275,22 @@ async def test_imports_need_a_staff_token_and_unknown_ids_answer_404(
     assert (await client.get(unknown, headers=customer)).status == 404
     bad = await client.get(unknown, params={"limit": "-1"}, headers=bearer())
     assert bad.status == 422 and (await bad.json())["errors"][0]["field"] == "limit"
+
+
+async def test_the_cli_uploads_a_file_follows_the_import_and_prints_the_report(
+    aiohttp_server: Any, api_settings: Settings, service: CustomerService, bearer: Bearer
+) -> None:
+    """`customers import FILE.csv` streams the file up and reports the outcome per row."""
+    server = await aiohttp_server(create_app(api_settings, service=service))
+    folder = Path(tempfile.mkdtemp(prefix="import-cli-"))
+    file = folder / "old-system.csv"
+    file.write_text(f"First Name;E-mail\nAda;{_email()}\nBob;not-an-email\n", encoding="cp1252")
+    token = bearer()["Authorization"].removeprefix("Bearer ")
+    args = ["import", str(file), "--url", str(server.make_url("/")), "--token", token]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 0, result.output
+    assert "1 created, 0 duplicate, 1 invalid" in result.output
+    assert "row 3: email: not a valid email address" in result.output
+    again = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert "This file was imported before" in again.output
+    shutil.rmtree(folder)
