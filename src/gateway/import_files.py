@@ -283,14 +283,15 @@ def _fields(layout: Layout, cells: list[str], defaults: dict[str, Any]) -> dict[
     address: dict[str, str] = {}
     address_headers: dict[str, str] = {}
     custom: dict[str, str] = {}
-    for header, target, cell in zip(layout.headers, layout.targets, cells, strict=True):
+    columns = zip(layout.headers, layout.targets, cells, strict=True)
+    for position, (header, target, cell) in enumerate(columns, start=1):
         # A leading quote is how an export keeps spreadsheets from running a cell as a
         # formula (ours does so): the value is what follows it.
         value = _SPREADSHEET_ESCAPE.sub("", cell.strip(), count=1)
         if not value:
             continue
         if target == "custom":
-            custom[_header(header) or f"column {len(custom) + 1}"] = value
+            custom[_header(header) or f"column {position}"] = value
         elif target.startswith("address."):
             address[target.removeprefix("address.")] = value
             address_headers[target.removeprefix("address.")] = _header(header)

@@ -7,6 +7,7 @@ import) and never meets another test's customers.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import shutil
 import tempfile
@@ -15,12 +16,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 from typer.testing import CliRunner
 
 from domain.service import CustomerService
 from gateway import create_app
+from infrastructure.imports import ImportStore, import_id_of
 from infrastructure.settings import Settings
 from workers.__main__ import app as cli
 from workers.imports import ImportWorker
@@ -294,3 +297,52 @@ async def test_the_cli_uploads_a_file_follows_the_import_and_prints_the_report(
     again = await asyncio.to_thread(CliRunner().invoke, cli, args)
     assert "This file was imported before" in again.output
     shutil.rmtree(folder)
+
+
+async def test_the_openapi_document_describes_import_and_export(client: Client) -> None:
+    """The served document has the three operations, their media types and refusals."""
+    paths = (await (await client.get("/openapi.json")).json())["paths"]
+    upload = paths["/v1/customers/imports"]["post"]
+    assert list(upload["requestBody"]["content"]) == ["text/csv"]
+    assert {"202", "413", "415", "422"} <= set(upload["responses"])
+    assert [p["name"] for p in upload["parameters"] if p.get("in") == "query"] == [
+        "send_registration_email"
+    ]
+    report = paths["/v1/customers/imports/{import_id}"]["get"]
+    assert report["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ImportReport"
+    )
+    export = paths["/v1/customers/export"]["get"]
+    assert list(export["responses"]["200"]["content"]) == ["text/csv"]
+    assert {p["name"] for p in export["parameters"] if p.get("in") == "query"} >= {
+        "q",
+        "group",
+        "registered_after",
+        "min_position",
+    }
+
+
+async def test_a_failed_import_uploaded_again_goes_on_where_it_stopped(
+    client: Client, bearer: Bearer, service: CustomerService, api_settings: Settings
+) -> None:
+    """An import that failed (errors that are neither refusals nor outages) restarts."""
+    store = ImportStore(service.recorder.datastore, api_settings.db_schema)  # type: ignore[attr-defined]
+    content = f"first_name,email\nAda,{_email()}\n"
+    import_id = import_id_of(hashlib.sha256(content.encode()).hexdigest())
+    # Hold the import's lock as a worker would, so the running worker cannot take it.
+    key = f"import:{api_settings.db_schema}:{import_id}"
+    with psycopg.connect(api_settings.database_url or "", autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        response = await _upload(client, bearer(), content)
+        assert (await response.json())["import_id"] == str(import_id)
+        assert store.fail(import_id, "RuntimeError('boom')", give_up_after=1)
+    path = f"/v1/customers/imports/{import_id}"
+    failed = await (await client.get(path, headers=bearer())).json()
+    assert (failed["status"], failed["error"]) == ("failed", "RuntimeError('boom')")
+    assert failed["counts"]["pending"] == 1
+    await asyncio.sleep(0.3)
+    assert (await (await client.get(path, headers=bearer())).json())["status"] == "failed"
+    again = await _upload(client, bearer(), content)
+    assert again.status == 202
+    report = await _finished(client, bearer(), str(import_id))
+    assert (report["status"], report["counts"]["created"], report["error"]) == ("done", 1, None)

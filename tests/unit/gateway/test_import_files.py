@@ -212,3 +212,9 @@ def test_broken_quoting_is_refused_with_its_line() -> None:
     refusal = _refusal(b'first_name,email\nAda,x\n"Bob"x,y\n')
     assert refusal.message.startswith("malformed CSV near line 3")
     assert "unexpected end of data" in _refusal(b'first_name,email\nAda,"x\n').message
+
+
+def test_a_column_without_a_header_keeps_its_cells_under_its_position() -> None:
+    """A cell under an empty header is not dropped: it is kept as "column N"."""
+    _, [row] = _read(b"first_name,,email\nAda,note,\n")
+    assert _fields(row)["custom_fields"] == {"column 2": "note"}
