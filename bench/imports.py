@@ -93,6 +93,7 @@ async def _upload(system: System, path: Path) -> tuple[str, float]:
 
 async def _until_done(system: System, import_id: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {system.token}"}
+    started = shown = time.monotonic()
     async with aiohttp.ClientSession(system.base_url, headers=headers) as session:
         while True:
             path = f"/v1/customers/imports/{import_id}"
@@ -100,6 +101,11 @@ async def _until_done(system: System, import_id: str) -> dict[str, Any]:
                 report: dict[str, Any] = await response.json()
             if report["status"] != "running":
                 return report
+            if time.monotonic() - shown >= 15:
+                # Progress on the way, so a run cut short still says something.
+                done = report["total_rows"] - report["counts"]["pending"]
+                print(f"{done:,} rows in {time.monotonic() - started:.0f} s", flush=True)
+                shown = time.monotonic()
             await asyncio.sleep(0.2)
 
 

@@ -36,6 +36,9 @@ class Idempotency:
 
     record_id: UUID
     fingerprint: str
+    first_use: bool = False
+    """The caller knows no earlier request used this key (an import row never tried
+    before): the lookup of an earlier outcome is skipped; the record is still saved."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class WritePath(Application[UUID]):
 
         `key` names the existing aggregate the command changes, if any.
         """
-        if idempotency and (earlier := self._earlier_outcome(idempotency)):
+        known_new = idempotency is not None and idempotency.first_use
+        if idempotency and not known_new and (earlier := self._earlier_outcome(idempotency)):
             return earlier
         turn = self._turns[hash(key) % _TURN_STRIPES] if key else contextlib.nullcontext()
         with turn:

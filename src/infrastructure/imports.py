@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS {schema}.customer_import_rows (
     row_number integer NOT NULL,
     status text NOT NULL CHECK (status IN ('pending', 'created', 'duplicate', 'invalid')),
     fields bytea,
+    attempted boolean NOT NULL DEFAULT false,
     customer_id uuid,
     errors jsonb,
     PRIMARY KEY (import_id, row_number)
@@ -92,11 +93,17 @@ def import_id_of(sha256: str) -> UUID:
     return uuid5(_NAMESPACE, sha256)
 
 
-def row_idempotency(import_id: UUID, row_number: int, fields: bytes) -> Idempotency:
-    """The key under which the event store remembers a row's registration."""
+def row_idempotency(row: RowOutcome, import_id: UUID) -> Idempotency:
+    """The key under which the event store remembers a row's registration.
+
+    A row never attempted before cannot have an earlier outcome, so its registration
+    skips looking for one (a read per row saved); a row a crashed run attempted looks.
+    """
+    assert row.fields is not None
     return Idempotency(
-        idempotency_id(f"import {import_id}", str(row_number)),
-        hashlib.sha256(fields).hexdigest(),
+        idempotency_id(f"import {import_id}", str(row.row)),
+        hashlib.sha256(row.fields).hexdigest(),
+        first_use=not row.attempted,
     )
 
 
@@ -125,6 +132,8 @@ class RowOutcome:
     errors: list[dict[str, str | None]] | None = None
     fields: bytes | None = None
     """The row's encoded registration fields while it is pending."""
+    attempted: bool = False
+    """A worker started registering it before (and may have, before a crash)."""
 
 
 @dataclass(frozen=True)
@@ -272,15 +281,24 @@ class ImportStore:
             return [row["import_id"] for row in cursor.fetchall()]
 
     def pending(self, import_id: UUID, *, limit: int) -> list[RowOutcome]:
-        with self.datastore.transaction(commit=False) as cursor:
+        """The next pending rows, marked attempted (committed) before they are handed out.
+
+        Each comes with whether it was attempted before this call: only those may have
+        been registered by a run that crashed before recording their outcome.
+        """
+        with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(
                 sql.SQL(
-                    "SELECT row_number AS row, status, fields FROM {}"
-                    " WHERE import_id = %s AND status = 'pending' ORDER BY row_number LIMIT %s"
-                ).format(self._rows),
-                (import_id, limit),
+                    "WITH next AS (SELECT row_number, attempted FROM {rows}"
+                    " WHERE import_id = %s AND status = 'pending' ORDER BY row_number LIMIT %s)"
+                    " UPDATE {rows} r SET attempted = true FROM next"
+                    " WHERE r.import_id = %s AND r.row_number = next.row_number"
+                    " RETURNING r.row_number AS row, r.status, r.fields,"
+                    " next.attempted AS attempted"
+                ).format(rows=self._rows),
+                (import_id, limit, import_id),
             )
-            return [RowOutcome(**row) for row in cursor.fetchall()]
+            return sorted((RowOutcome(**row) for row in cursor.fetchall()), key=lambda r: r.row)
 
     def record(self, import_id: UUID, outcomes: list[RowOutcome]) -> None:
         """Save a batch's outcomes and counts together; the rows' fields are dropped."""

@@ -130,7 +130,7 @@ class ImportWorker:
     def _register(self, import_id: UUID, actor: str, row: RowOutcome) -> RowOutcome:
         assert row.fields is not None
         fields = self._transcoder.decode(row.fields)
-        key = row_idempotency(import_id, row.row, row.fields)
+        key = row_idempotency(row, import_id)
         with acting_as(actor, f"import:{import_id}"):
             try:
                 receipt = self.service.register_customer(fields, key)
