@@ -97,6 +97,7 @@ formula (starting with `=`, `+`, `-`, `@`, tab or CR) are prefixed with `'`.
             media_type="text/csv",
             schema={"type": "string"},
             description=f"CSV with the header {','.join(COLUMNS)}; NDJSON when asked.",
+            also_as=(NDJSON,),
         )
     },
     response_headers=("X-Total-Count",),

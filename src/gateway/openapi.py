@@ -37,6 +37,10 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     },
     "Location": {"description": "The resource's URL.", "schema": {"type": "string"}},
+    "X-Total-Count": {
+        "description": "How many items the (streamed) body holds.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
     "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}},
     "WWW-Authenticate": {"description": "The Bearer challenge.", "schema": {"type": "string"}},
     "Allow": {"description": "The methods the path allows.", "schema": {"type": "string"}},
@@ -202,7 +206,8 @@ class _Builder:
                 "headers": _header_refs(("X-Request-ID", *declared.response_headers)),
             }
             if body.model is not None or body.schema is not None:
-                response["content"] = {body.media_type: self._media(body, "serialization")}
+                media = self._media(body, "serialization")
+                response["content"] = {t: media for t in (body.media_type, *body.also_as)}
             out[str(status)] = response
         problem = {"schema": self.refs[(ProblemDetails, "serialization")]}
         for status in sorted(_error_statuses(method, template, declared, public, has_roles)):

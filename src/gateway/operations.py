@@ -32,6 +32,8 @@ class Body:
     description: str | None = None
     schema: Mapping[str, Any] | None = None
     required: bool = True
+    also_as: tuple[str, ...] = ()
+    """Other media types the same body can be sent as (chosen by the request's Accept)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -313,7 +313,7 @@ async def test_the_openapi_document_describes_import_and_export(client: Client) 
         "/ImportReport"
     )
     export = paths["/v1/customers/export"]["get"]
-    assert list(export["responses"]["200"]["content"]) == ["text/csv"]
+    assert list(export["responses"]["200"]["content"]) == ["text/csv", "application/x-ndjson"]
     assert {p["name"] for p in export["parameters"] if p.get("in") == "query"} >= {
         "q",
         "group",
