@@ -12,6 +12,7 @@ so a large import never competes with API requests for this process's CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 from datetime import datetime
@@ -238,13 +239,8 @@ def _save(
         layout = read_layout(file, charset)
         defaults = {**_IMPORT_DEFAULTS, "send_registration_email": new.send_registration_email}
         rows = read_rows(file, layout, defaults=defaults, encode=transcoder.encode)
-        described = NewImport(
-            **{
-                **new.__dict__,
-                "encoding": layout.encoding,
-                "delimiter": layout.delimiter,
-                "columns": layout.report(),
-            }
+        described = dataclasses.replace(
+            new, encoding=layout.encoding, delimiter=layout.delimiter, columns=layout.report()
         )
         store.create(described, rows)  # False: a twin upload won the race; its summary counts
     except UnreadableFileError as error:
