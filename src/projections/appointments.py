@@ -42,6 +42,9 @@ class AppointmentsModel(ReadModel):
 
     name = "appointments"
 
+    def wants(self, event_class: type[Any]) -> bool:
+        return issubclass(event_class, Appointment.Booked) or event_class in _CHANGES
+
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
         if isinstance(event, Appointment.Booked):
             cursor.execute(

@@ -15,13 +15,14 @@ skipped silently, and `customers projections retry NAME` replays the parked even
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.utils import TopicError, resolve_topic
 from psycopg import Cursor, sql
 
 from domain.base import event_name
@@ -35,6 +36,7 @@ __all__ = [
     "PoisonPolicy",
     "PositionMovedError",
     "ReadModel",
+    "TopicFilter",
     "read_model_schema",
 ]
 
@@ -87,6 +89,16 @@ class ReadModel(PostgresTrackingRecorder):
         """Write what `event` means for this read model's tables."""
         raise NotImplementedError
 
+    def apply_events(self, cursor: Cursor[Any], batch: Batch) -> None:
+        """Write a batch's events (models that write set-wise override this)."""
+        for position, event in batch:
+            self.apply(cursor, event, position)
+
+    def wants(self, event_class: type[Any]) -> bool:
+        """Whether events of this class can change the model: the others are not even
+        decoded (most of a rebuild's cost is decoding). Every class, unless overridden."""
+        return True
+
     def table(self, name: str) -> sql.Composed:
         """A table of this read model, schema-qualified."""
         return sql.Identifier(self.schema, name)  # type: ignore[return-value]
@@ -102,38 +114,48 @@ class ReadModel(PostgresTrackingRecorder):
         """The last position this read model has processed (0 before the first event)."""
         return self.max_tracking_id(UPSTREAM) or 0
 
-    def process(self, batch: Batch) -> None:
-        """Apply a batch and advance the position, in one transaction; park poison events."""
+    def process(self, batch: Batch, *, through: int | None = None) -> None:
+        """Apply a batch and advance the position, in one transaction; park poison events.
+
+        `through`: the last position read, when it is past the batch's last event (the
+        events in between were of no interest and not decoded): the position moves there,
+        so a reader waiting for one of those positions is not kept waiting.
+        """
         try:
-            self._commit(batch)
+            self._commit(batch, through)
         except (PoisonEventError, PositionMovedError):
             raise
         except Exception:
+            if not batch:
+                raise
             if len(batch) == 1:
                 self._park(*batch[0])
-                return
-            # Find the culprit without losing its neighbours: one event per transaction.
-            for item in batch:
-                self.process([item])
+            else:
+                # Find the culprit without losing its neighbours: one event per transaction.
+                for item in batch:
+                    self.process([item])
+            if through is not None and through > batch[-1][0]:
+                self.process([], through=through)
 
-    def apply_batch(self, cursor: Cursor[Any], batch: Batch) -> None:
+    def apply_batch(self, cursor: Cursor[Any], batch: Batch, *, through: int | None = None) -> None:
         """Apply a batch and advance the position on `cursor` (the caller's transaction)."""
-        for position, event in batch:
-            self.apply(cursor, event, position)
+        if batch:
+            self.apply_events(cursor, batch)
+        last = max(batch[-1][0] if batch else 0, through or 0)
         try:
-            self._advance(cursor, batch[-1][0])
+            self._advance(cursor, last)
         except IntegrityError:
             # The tracking row is already past this batch: a rebuild was swapped in, or
             # another runner got here first. Not a poison event: re-read and go on.
             raise PositionMovedError(self.name) from None
 
-    def _commit(self, batch: Batch) -> None:
+    def _commit(self, batch: Batch, through: int | None) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             # A read model can lose its last commits in a crash without harm: they carry
             # their own tracking position, so the runner simply does them again. Not
             # waiting for the disk flush halves the cost of a small batch.
             cursor.execute("SET LOCAL synchronous_commit = off")
-            self.apply_batch(cursor, batch)
+            self.apply_batch(cursor, batch, through=through)
 
     def _park(self, position: int, event: Any) -> None:
         error = traceback.format_exc(limit=5)
@@ -180,3 +202,36 @@ class ReadModel(PostgresTrackingRecorder):
             except Exception:
                 failing.append(position)
         return failing
+
+
+class TopicFilter:
+    """Decodes only the notifications whose event class a read model wants.
+
+    The class is found from the stored topic (the library's resolver, cached here per
+    topic), so an event of no interest costs a dictionary lookup instead of a decoding.
+    A topic that does not resolve is decoded anyway: the mapper's error then parks it.
+    """
+
+    def __init__(self, mapper: Mapper[Any], wants: Callable[[type[Any]], bool]) -> None:
+        self._mapper = mapper
+        self._wants = wants
+        self._decided: dict[str, bool] = {}
+
+    def events(self, notifications: Iterable[Notification]) -> list[tuple[int, Any]]:
+        """(position, event) of the wanted notifications, in order."""
+        decided, mapper = self._decided, self._mapper
+        batch = []
+        for notification in notifications:
+            wanted = decided.get(notification.topic)
+            if wanted is None:
+                wanted = decided[notification.topic] = self._decide(notification.topic)
+            if wanted:
+                batch.append((notification.id, mapper.to_domain_event(notification)))
+        return batch
+
+    def _decide(self, topic: str) -> bool:
+        try:
+            event_class = resolve_topic(topic)
+        except TopicError:
+            return True
+        return self._wants(event_class)

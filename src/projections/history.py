@@ -47,7 +47,6 @@ from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import IntegrityError
 from psycopg import Cursor, sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
@@ -55,7 +54,7 @@ from psycopg.types.json import Jsonb
 from domain.base import event_name
 from domain.customers import CONSENT_TOPICS, Customer
 from domain.values import Address, Contact, InstalledSystem, Profile
-from projections.base import Batch, PositionMovedError, ReadModel
+from projections.base import Batch, ReadModel
 
 __all__ = ["MASK", "HistoryModel", "subject_of"]
 
@@ -220,18 +219,12 @@ class HistoryModel(ReadModel):
     # ---- batches ---------------------------------------------------------------------------
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
-        self._apply_events(cursor, [(position, event)])
+        self.apply_events(cursor, [(position, event)])
 
-    def apply_batch(self, cursor: Cursor[Any], batch: Batch) -> None:
-        """Apply a batch and advance the position on `cursor` (the caller's transaction)."""
-        self._apply_events(cursor, batch)
-        try:
-            self._advance(cursor, batch[-1][0])
-        except IntegrityError:
-            # As in ReadModel.apply_batch: a rebuild or another runner is past this batch.
-            raise PositionMovedError(self.name) from None
+    def wants(self, event_class: type[Any]) -> bool:
+        return issubclass(event_class, Customer.Event) or event_class in _RECORDERS
 
-    def _apply_events(self, cursor: Cursor[Any], batch: Batch) -> None:
+    def apply_events(self, cursor: Cursor[Any], batch: Batch) -> None:
         """A few statements per batch, however many events and customers it holds: read
         its customers' snapshots, COPY its rows, upsert the snapshots."""
         subjects = [(position, event, subject_of(event)) for position, event in batch]

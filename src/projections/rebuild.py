@@ -17,9 +17,9 @@ import structlog
 from psycopg import Cursor, sql
 
 from domain.service import CustomerService
-from projections.base import ReadModel
+from projections.base import ReadModel, TopicFilter
 
-__all__ = ["catch_up", "rebuild"]
+__all__ = ["analyze_schema", "catch_up", "rebuild"]
 
 _log = structlog.get_logger("projections.rebuild")
 
@@ -37,14 +37,15 @@ def catch_up(
     """Apply every event after the model's position up to `until` (default: the head)."""
     head = until if until is not None else (service.recorder.max_notification_id() or 0)
     position = model.position()
+    wanted = TopicFilter(service.mapper, model.wants)
     while position < head:
         notifications = service.recorder.select_notifications(
             start=position, limit=batch_size, stop=head, inclusive_of_start=False
         )
         if not notifications:
             break
-        model.process([(n.id, service.mapper.to_domain_event(n)) for n in notifications])
         position = notifications[-1].id
+        model.process(wanted.events(notifications), through=position)
         if progress is not None:
             progress(position)
     return position
@@ -68,6 +69,9 @@ def rebuild(
         fresh.migrate()
         # Most of the log, in big batches, while the live model keeps going.
         position = catch_up(service, fresh, progress=progress)
+        # Fresh tables have no statistics: swapped in so, the planner would guess them
+        # empty and scan them whole (a trigram search took 600 ms instead of a few).
+        analyze_schema(fresh)
         with fresh.datastore.transaction(commit=True) as cursor:
             cursor.execute(
                 "SELECT to_regclass(%s) IS NOT NULL AS live", (f'"{live_schema}".tracking',)
@@ -105,6 +109,19 @@ def rebuild(
         fresh.datastore.close()
 
 
+def analyze_schema(model: ReadModel) -> None:
+    """ANALYZE every table of the model's schema (planner statistics for its queries)."""
+    with model.datastore.transaction(commit=True) as cursor:
+        cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
+            (model.schema,),
+        )
+        for row in cursor.fetchall():
+            cursor.execute(
+                sql.SQL("ANALYZE {}").format(sql.Identifier(model.schema, row["tablename"]))
+            )
+
+
 def _execute(model: ReadModel, statement: sql.Composed) -> None:
     with model.datastore.transaction(commit=True) as cursor:
         cursor.execute(statement)
@@ -115,13 +132,13 @@ def _catch_up_in(
 ) -> int:
     """The last events, applied inside the swap's transaction (the live runner is paused)."""
     head = service.recorder.max_notification_id() or 0
+    wanted = TopicFilter(service.mapper, model.wants)
     while position < head:
         notifications = service.recorder.select_notifications(
             start=position, limit=REBUILD_BATCH, stop=head, inclusive_of_start=False
         )
         if not notifications:
             break
-        batch = [(n.id, service.mapper.to_domain_event(n)) for n in notifications]
-        model.apply_batch(cursor, batch)
         position = notifications[-1].id
+        model.apply_batch(cursor, wanted.events(notifications), through=position)
     return position

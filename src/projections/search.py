@@ -30,11 +30,10 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import IntegrityError
 from psycopg import Cursor, sql
 
 from domain.customers import Customer
-from projections.base import Batch, PositionMovedError, ReadModel
+from projections.base import Batch, ReadModel
 
 __all__ = [
     "SESSION_SETTINGS",
@@ -102,19 +101,12 @@ class SearchModel(ReadModel):
     name = "search"
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
-        self.write_rows(cursor, [(position, event)])
+        self.apply_events(cursor, [(position, event)])
 
-    def apply_batch(self, cursor: Cursor[Any], batch: Batch) -> None:
-        """The base's `apply_batch`, with the events written set-wise instead of one by one."""
-        self.write_rows(cursor, batch)
-        try:
-            self._advance(cursor, batch[-1][0])
-        except IntegrityError:
-            # As in the base: the tracking row is already past this batch (a rebuild was
-            # swapped in, or another runner got here first): re-read and go on.
-            raise PositionMovedError(self.name) from None
+    def wants(self, event_class: type[Any]) -> bool:
+        return event_class is Customer.Registered or event_class in _CHANGES
 
-    def write_rows(self, cursor: Cursor[Any], batch: Batch) -> None:
+    def apply_events(self, cursor: Cursor[Any], batch: Batch) -> None:
         """Apply the batch's relevant events, in order, reading and writing rows once."""
         relevant = [event for _, event in batch if _matters(event)]
         if not relevant:

@@ -44,6 +44,9 @@ class TicketsModel(ReadModel):
 
     name = "tickets"
 
+    def wants(self, event_class: type[Any]) -> bool:
+        return issubclass(event_class, (Ticket.Opened, Ticket.StatusChanged, Ticket.Commented))
+
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
         values = {"id": event.originator_id, "at": event.timestamp}
         values["version"] = event.originator_version

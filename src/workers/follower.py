@@ -18,16 +18,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import psycopg
 import structlog
 from prometheus_client import Gauge
 
 from domain.service import CustomerService
-from projections.base import PositionMovedError
+from projections.base import PositionMovedError, TopicFilter
 
-__all__ = ["Follower", "LeaderLock", "Sink", "leader_lock_key"]
+__all__ = ["Follower", "LeaderLock", "SelectiveSink", "Sink", "leader_lock_key"]
 
 _log = structlog.get_logger("workers.follower")
 
@@ -46,6 +46,16 @@ class Sink(Protocol):
     def position(self) -> int: ...
 
     def process(self, batch: Sequence[tuple[int, Any]]) -> None: ...
+
+
+@runtime_checkable
+class SelectiveSink(Sink, Protocol):
+    """A sink that wants only some event classes (a read model): the follower decodes
+    only those and tells it how far it read, past the last one it was given."""
+
+    def wants(self, event_class: type[Any]) -> bool: ...
+
+    def process(self, batch: Sequence[tuple[int, Any]], *, through: int | None = None) -> None: ...
 
 
 def leader_lock_key(service: CustomerService, name: str) -> str:
@@ -124,6 +134,8 @@ class Follower:
     def _follow(self, lock: LeaderLock) -> None:
         recorder = self.service.recorder
         mapper = self.service.mapper
+        sink = self.sink
+        selective = TopicFilter(mapper, sink.wants) if isinstance(sink, SelectiveSink) else None
         with psycopg.connect(self.database_url, autocommit=True) as listener:
             listener.execute(f'LISTEN "{recorder.channel_name}"')  # type: ignore[attr-defined]
             last_check = time.monotonic()
@@ -140,14 +152,21 @@ class Follower:
                     for _ in listener.notifies(timeout=1.0, stop_after=1):
                         pass
                 else:
-                    batch = [(n.id, mapper.to_domain_event(n)) for n in notifications]
+                    # A topics-filtered read would never show the positions of the events
+                    # left out, so "wait until position N" could time out: read them all,
+                    # decode only the wanted ones, and move the position to the last read.
+                    position = notifications[-1].id
                     try:
-                        self.sink.process(batch)
+                        if isinstance(sink, SelectiveSink) and selective is not None:
+                            batch = selective.events(notifications)
+                            sink.process(batch, through=position)
+                        else:
+                            batch = [(n.id, mapper.to_domain_event(n)) for n in notifications]
+                            sink.process(batch)
                     except PositionMovedError:
                         _log.info("follower_position_moved", follower=self.name)
                         continue
-                    position = batch[-1][0]
-                    self._record_lag(position, batch[-1][1])
+                    self._record_lag(position, batch[-1][1] if batch else None)
                     if self.on_batch is not None:
                         self.on_batch(position)
                 if time.monotonic() - last_check > 5:
