@@ -15,14 +15,13 @@ skipped silently, and `customers projections retry NAME` replays the parked even
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
-from eventsourcing.persistence import IntegrityError, Mapper, Notification, Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.utils import TopicError, resolve_topic
 from psycopg import Cursor, sql
 
 from domain.base import event_name
@@ -36,7 +35,6 @@ __all__ = [
     "PoisonPolicy",
     "PositionMovedError",
     "ReadModel",
-    "TopicFilter",
     "read_model_schema",
 ]
 
@@ -202,36 +200,3 @@ class ReadModel(PostgresTrackingRecorder):
             except Exception:
                 failing.append(position)
         return failing
-
-
-class TopicFilter:
-    """Decodes only the notifications whose event class a read model wants.
-
-    The class is found from the stored topic (the library's resolver, cached here per
-    topic), so an event of no interest costs a dictionary lookup instead of a decoding.
-    A topic that does not resolve is decoded anyway: the mapper's error then parks it.
-    """
-
-    def __init__(self, mapper: Mapper[Any], wants: Callable[[type[Any]], bool]) -> None:
-        self._mapper = mapper
-        self._wants = wants
-        self._decided: dict[str, bool] = {}
-
-    def events(self, notifications: Iterable[Notification]) -> list[tuple[int, Any]]:
-        """(position, event) of the wanted notifications, in order."""
-        decided, mapper = self._decided, self._mapper
-        batch = []
-        for notification in notifications:
-            wanted = decided.get(notification.topic)
-            if wanted is None:
-                wanted = decided[notification.topic] = self._decide(notification.topic)
-            if wanted:
-                batch.append((notification.id, mapper.to_domain_event(notification)))
-        return batch
-
-    def _decide(self, topic: str) -> bool:
-        try:
-            event_class = resolve_topic(topic)
-        except TopicError:
-            return True
-        return self._wants(event_class)

@@ -18,14 +18,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import psycopg
 import structlog
 from prometheus_client import Gauge
 
 from domain.service import CustomerService
-from projections.base import PositionMovedError, TopicFilter
+from projections.base import Batch, PositionMovedError
+from projections.reading import LogReader
 
 __all__ = ["Follower", "LeaderLock", "SelectiveSink", "Sink", "leader_lock_key"]
 
@@ -133,9 +134,8 @@ class Follower:
 
     def _follow(self, lock: LeaderLock) -> None:
         recorder = self.service.recorder
-        mapper = self.service.mapper
         sink = self.sink
-        selective = TopicFilter(mapper, sink.wants) if isinstance(sink, SelectiveSink) else None
+        reader = LogReader(self.service, sink.wants) if isinstance(sink, SelectiveSink) else None
         with psycopg.connect(self.database_url, autocommit=True) as listener:
             listener.execute(f'LISTEN "{recorder.channel_name}"')  # type: ignore[attr-defined]
             last_check = time.monotonic()
@@ -143,29 +143,18 @@ class Follower:
                 # The saved position, not a remembered one: a rebuild swapped in under a
                 # batch in flight may have taken that batch's commit with the old tables.
                 position = self.sink.position()
-                notifications = recorder.select_notifications(
-                    start=position, limit=self.batch_size, inclusive_of_start=False
-                )
-                if not notifications:
+                try:
+                    found = self._step(position, reader)
+                except PositionMovedError:
+                    _log.info("follower_position_moved", follower=self.name)
+                    continue
+                if found is None:
                     self._record_lag(position, None)
                     # Woken by the writers' NOTIFY; the timeout covers a lost one.
                     for _ in listener.notifies(timeout=1.0, stop_after=1):
                         pass
                 else:
-                    # A topics-filtered read would never show the positions of the events
-                    # left out, so "wait until position N" could time out: read them all,
-                    # decode only the wanted ones, and move the position to the last read.
-                    position = notifications[-1].id
-                    try:
-                        if isinstance(sink, SelectiveSink) and selective is not None:
-                            batch = selective.events(notifications)
-                            sink.process(batch, through=position)
-                        else:
-                            batch = [(n.id, mapper.to_domain_event(n)) for n in notifications]
-                            sink.process(batch)
-                    except PositionMovedError:
-                        _log.info("follower_position_moved", follower=self.name)
-                        continue
+                    position, batch = found
                     self._record_lag(position, batch[-1][1] if batch else None)
                     if self.on_batch is not None:
                         self.on_batch(position)
@@ -174,6 +163,24 @@ class Follower:
                     if not lock.still_held():
                         _log.warning("follower_lost_lock", follower=self.name)
                         return
+
+    def _step(self, position: int, reader: LogReader | None) -> tuple[int, Batch] | None:
+        """Hand the sink the batch after `position`: (the last position read, its events),
+        or None when the log has nothing more. A read model is given only the events it
+        wants and how far the log was read (`LogReader`); the relay is given every event."""
+        if reader is not None:
+            found: tuple[int, Batch] | None = reader.read(position, self.batch_size)
+            if found is not None:
+                cast(SelectiveSink, self.sink).process(found[1], through=found[0])
+            return found
+        notifications = self.service.recorder.select_notifications(
+            start=position, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return None
+        batch = [(n.id, self.service.mapper.to_domain_event(n)) for n in notifications]
+        self.sink.process(batch)
+        return notifications[-1].id, batch
 
     def _record_lag(self, position: int, last_event: Any) -> None:
         # The head costs a query: ask at most every LAG_REFRESH_SECONDS, not per batch.

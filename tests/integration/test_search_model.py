@@ -318,3 +318,55 @@ def test_a_rebuild_swaps_in_tables_that_have_planner_statistics(
     # A table this small is sampled whole: the estimate is the count.
     assert table["reltuples"] == 40
     assert table["last_analyze"] is not None
+
+
+def test_the_position_moves_past_trailing_events_search_ignores_without_decoding_them(
+    stack: Stack, open_model: OpenModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events search ignores at the end of the log still move its position to the head (a
+    min_position wait for them finishes), and only the events it wants are decoded."""
+    service = stack[1]
+    ada = service.register_customer({"first_name": "Ada", "email": "ada@example.com"})
+    service.add_note(ada.aggregate_id, "call first", False)
+    service.add_credit(ada.aggregate_id, Decimal("5"), "sorry")
+    decoded: list[str] = []
+    real_decode = service.mapper.to_domain_event
+
+    def counting(stored: Any) -> Any:
+        decoded.append(stored.topic)
+        return real_decode(stored)
+
+    monkeypatch.setattr(service.mapper, "to_domain_event", counting)
+    model = open_model()
+    follow_to_head(stack, model)  # asserts the position reached the head
+    head = service.recorder.max_notification_id() or 0
+    assert model.position() == head
+    # Registration, two reservations, a note and a credit: only the registration decoded.
+    assert head == 5
+    assert decoded == [decoded[0]] and decoded[0].endswith("Customer.Registered")
+
+
+def test_a_rebuild_swaps_in_every_index_the_migrations_create(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    """The indexes a rebuild drops while it fills the tables are all there after the swap."""
+    settings, service = stack
+    a_life(service)
+    live = open_model()
+    reference = open_model("search_reference")
+    rebuild(
+        service, lambda schema: SearchModel(read_model_datastore(settings, schema)), live.schema
+    )
+
+    def indexes(schema: str) -> set[tuple[str, str]]:
+        with psycopg.connect(settings.database_url or "") as connection:
+            rows = connection.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s", (schema,)
+            ).fetchall()
+        return {
+            (str(name), str(ddl).replace(f'"{schema}"', "S").replace(schema, "S"))
+            for name, ddl in rows
+        }
+
+    assert indexes(live.schema) == indexes(reference.schema)
+    assert len(indexes(live.schema)) >= 6

@@ -1,0 +1,93 @@
+"""Reading the log for one read model: every position, but only the events it wants.
+
+A read model ignores most of the log (reservations, idempotency records, notes for the
+search model...), and decoding an event is most of what reading it costs. So the reader
+asks for each notification's position and topic, and for its state only when the topic
+is not one the model is known to ignore; it decodes only the events whose class the model
+`wants`. The class is found from the stored topic by the library's resolver, once per
+topic; a topic that does not resolve is decoded anyway, so the mapper's error parks it.
+
+Every position is still read (a `topics` filter in the query would hide the positions of
+the events left out), so the model's tracking moves to the last position read and a
+reader waiting for one of those positions is not kept waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.persistence import InterfaceError, Notification, OperationalError
+from eventsourcing.utils import TopicError, resolve_topic, retry
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from domain.service import CustomerService
+from projections.base import Batch
+
+__all__ = ["LogReader"]
+
+_NO_STOP = 2**63 - 1
+
+
+class LogReader:
+    """Batches of (position, event) for one read model, with the last position read."""
+
+    def __init__(self, service: CustomerService, wants: Callable[[type[Any]], bool]) -> None:
+        recorder: Any = service.recorder
+        self._datastore = recorder.datastore
+        self._mapper = service.mapper
+        self._wants = wants
+        self._decided: dict[str, bool] = {}
+        self._ignored: list[str] = []
+        """Topics the model ignores: their states are not even sent."""
+        self._statement = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic,"
+            " CASE WHEN topic = ANY(%s::text[]) THEN NULL ELSE state END"
+            " FROM {}.{} WHERE notification_id > %s AND notification_id <= %s"
+            " ORDER BY notification_id LIMIT %s"
+        ).format(
+            sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name)
+        )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def read(self, after: int, limit: int, stop: int | None = None) -> tuple[int, Batch] | None:
+        """The wanted events of the next `limit` notifications after `after` (up to `stop`),
+        with the position of the last notification read; None when there is none."""
+        with (
+            self._datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row) as cursor,
+        ):
+            cursor.execute(
+                self._statement,
+                (self._ignored, after, _NO_STOP if stop is None else stop, limit),
+                prepare=True,
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return None
+        decided, to_domain_event = self._decided, self._mapper.to_domain_event
+        batch = []
+        for position, originator_id, version, topic, state in rows:
+            wanted = decided.get(topic)
+            if wanted is None:
+                wanted = decided[topic] = self._decide(topic)
+            if wanted:
+                stored = Notification(
+                    id=position,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state),
+                )
+                batch.append((position, to_domain_event(stored)))
+        return rows[-1][0], batch
+
+    def _decide(self, topic: str) -> bool:
+        try:
+            wanted = self._wants(resolve_topic(topic))
+        except TopicError:
+            return True
+        if not wanted:
+            self._ignored.append(topic)
+        return wanted
