@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from domain.customers import Customer
@@ -20,7 +21,7 @@ from domain.reservations import Reservation
 from domain.service import CustomerService
 from domain.values import Address, Profile
 
-__all__ = ["Person", "people", "registrations", "write_log"]
+__all__ = ["Person", "customer_events", "people", "write_log"]
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -111,20 +112,28 @@ def _address(person: Person) -> Address:
     )
 
 
-def registrations(
+def customer_events(
     first_number: int, count: int, *, spread_days: int = 730, seed: int = 11
-) -> Iterator[Customer.Registered]:
-    """Registration events (not saved anywhere), registered over the last `spread_days`."""
+) -> Iterator[Any]:
+    """Events of `count` customers, not saved anywhere: each registration (registered at a
+    time over the last `spread_days`; a fifth of them in a group), and for every third
+    customer the installation of a system."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     for person in people(first_number, count, seed):
+        profile = _profile(person)
+        if person.number % 5 == 0:
+            profile = dataclasses.replace(profile, group=GROUPS[person.number % len(GROUPS)])
         customer = Customer.register(
-            customer_number=person.number, profile=_profile(person), addresses=[_address(person)]
+            customer_number=person.number, profile=profile, addresses=[_address(person)]
         )
-        (event,) = customer.collect_events()
-        registered = now - timedelta(seconds=rng.uniform(0, spread_days * 86_400))
-        assert isinstance(event, Customer.Registered)
-        yield dataclasses.replace(event, timestamp=registered)
+        if person.number % 3 == 0:
+            system_type = SYSTEM_TYPES[person.number % len(SYSTEM_TYPES)]
+            customer.install_system(system_type=system_type)
+        registered, *later = customer.collect_events()
+        at = now - timedelta(seconds=rng.uniform(0, spread_days * 86_400))
+        yield dataclasses.replace(registered, timestamp=at)  # type: ignore[type-var]
+        yield from later
 
 
 _CHANGES: tuple[Callable[[Customer, int], object], ...] = (
@@ -139,7 +148,8 @@ def write_log(
     service: CustomerService,
     events: int,
     *,
-    per_save: int = 25,
+    per_save: int = 40,
+    first_number: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write at least `events` events through `service.save`, `per_save` customers a save.
@@ -148,7 +158,7 @@ def write_log(
     reservations of its email, mobile phone and number) plus one later change (group,
     note, equipment or credit): five events, of which search wants two at most.
     """
-    written, number = 0, 1
+    written, number = 0, first_number
     while written < events:
         aggregates: list[Customer | Reservation] = []
         for person in people(number, per_save):

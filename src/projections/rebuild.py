@@ -21,7 +21,7 @@ from domain.service import CustomerService
 from projections.base import Batch, ReadModel
 from projections.reading import LogReader
 
-__all__ = ["analyze_schema", "catch_up", "rebuild"]
+__all__ = ["analyze_schema", "catch_up", "create_indexes", "drop_query_indexes", "rebuild"]
 
 _log = structlog.get_logger("projections.rebuild")
 
@@ -91,9 +91,9 @@ def rebuild(
         # Most of the log, in big batches, while the live model keeps going; the indexes
         # that only queries use are built once at the end (a GIN index filled row by row
         # costs several times its one-pass build).
-        deferred = _drop_query_indexes(fresh)
+        deferred = drop_query_indexes(fresh)
         position = catch_up(service, fresh, progress=progress)
-        _execute_all(fresh, deferred)
+        create_indexes(fresh, deferred)
         # Fresh tables have no statistics: swapped in so, the planner would guess them
         # empty and scan them whole (a trigram search took 600 ms instead of a few).
         analyze_schema(fresh)
@@ -147,7 +147,7 @@ def analyze_schema(model: ReadModel) -> None:
             )
 
 
-def _drop_query_indexes(model: ReadModel) -> list[str]:
+def drop_query_indexes(model: ReadModel) -> list[str]:
     """Drop the model's indexes that back no constraint; their definitions, to recreate.
 
     Primary keys and unique constraints stay: the model's own writes look rows up by them.
@@ -168,7 +168,8 @@ def _drop_query_indexes(model: ReadModel) -> list[str]:
     return [row["ddl"] for row in found]
 
 
-def _execute_all(model: ReadModel, statements: list[str]) -> None:
+def create_indexes(model: ReadModel, statements: list[str]) -> None:
+    """Run the index definitions `drop_query_indexes` returned."""
     with model.datastore.transaction(commit=True) as cursor:
         # One build at a time gets all the memory a sort may use.
         cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")

@@ -7,25 +7,13 @@ read in one SELECT, the events are applied in log order to those rows in memory,
 changed rows are written back in one INSERT ... ON CONFLICT. The outcome is the same as
 one statement per event, at a fraction of the round trips (rebuilds replay everything).
 
-`q` is matched three ways, and a customer matching any of them is found:
-  - text: every word of `q` is a substring of (LIKE), or typo-close to a word of
-    (pg_trgm `<%`), the normalised first/last name, company, DBA name and email; typos
-    are looked for in words of three or more characters with a letter and no "@";
-  - phone: the digits of `q` are a substring of the digits of the mobile or other phone,
-    whatever formatting either side used;
-  - customer number: `q` is the number itself.
-Best matches come first: the rank adds 8 for the customer number, 4 for a phone match, 2 when
-a word of the record starts with `q`, and trigram word similarity (at most 1), so each tier
-outranks everything below it; ties newest first, then by id.
+The query that searches these rows, and how it compares text, is in
+`projections.search_query` (re-exported here).
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +22,15 @@ from psycopg import Cursor, sql
 
 from domain.customers import Customer
 from projections.base import Batch, ReadModel
+from projections.search_query import (
+    SESSION_SETTINGS,
+    TRGM_SCHEMA_QUERY,
+    WORD_SIMILARITY_THRESHOLD,
+    SearchCriteria,
+    digits,
+    normalise,
+    search_statement,
+)
 
 __all__ = [
     "SESSION_SETTINGS",
@@ -46,22 +43,6 @@ __all__ = [
     "search_statement",
 ]
 
-TRGM_SCHEMA_QUERY = (
-    "SELECT n.nspname AS schema FROM pg_extension e"
-    " JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
-)
-"""Where pg_trgm lives in this database: its operators are named with that schema."""
-
-WORD_SIMILARITY_THRESHOLD = 0.5
-"""pg_trgm's `<%` cut-off (its default is 0.6): "Lovelase" is 0.67 from "Lovelace"."""
-SESSION_SETTINGS = (
-    "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true),"
-    " set_config('statement_timeout', %s, true)"
-)
-"""Run first in the search's transaction: the `<%` cut-off and a time limit (ms)."""
-MAX_WORDS = 8
-MIN_PHONE_DIGITS = 3
-
 _KEPT = ("first_name", "last_name", "email", "mobile_phone", "phone", "company_name", "dba_name")
 _PROFILE_FIELDS = {**{name: name for name in _KEPT}, "group": "customer_group"}
 """Profile fields search keeps, and their columns."""
@@ -72,23 +53,8 @@ _TYPES = {"id": "uuid", "customer_number": "bigint", "registered_at": "timestamp
 _TYPES |= {"deleted": "boolean", "blocked": "boolean", "addresses": "jsonb", "systems": "jsonb"}
 _TYPES |= {"facets": "text[]"}
 """Column types other than text, for reading a batch's rows out of JSON."""
-_LIST_COLUMNS = (*_STORED[:-2], "city", "systems")
-"""What a search answers with."""
 
 Row = dict[str, Any]
-_NOT_DIGITS = re.compile(r"[^0-9]+")
-
-
-def normalise(text: str) -> str:
-    """Case-folded, accents stripped, whitespace collapsed: how search compares text."""
-    if not text.isascii():
-        decomposed = unicodedata.normalize("NFKD", text)
-        text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(text.casefold().split())
-
-
-def digits(text: str) -> str:
-    return _NOT_DIGITS.sub("", text)
 
 
 class MissingRowError(LookupError):
@@ -259,132 +225,3 @@ def _display_city(addresses: list[list[Any]]) -> str | None:
     cities = [(kind, city) for _, kind, city in addresses if city]
     billing = [city for kind, city in cities if kind == "billing"]
     return billing[0] if billing else (cities[0][1] if cities else None)
-
-
-# ---- the query -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SearchCriteria:
-    """A search, with its registration window already resolved to instants."""
-
-    q: str | None = None
-    city: str | None = None
-    system_type: str | None = None
-    group: str | None = None
-    registered_from: datetime | None = None
-    """Inclusive."""
-    registered_to: datetime | None = None
-    """Exclusive."""
-    include_deleted: bool = False
-    phone_digits: tuple[str, ...] = ()
-    """Digit strings to look for in phone numbers (the gateway adds q's E.164 form)."""
-
-
-def search_statement(
-    schema: str,
-    trgm_schema: str,
-    criteria: SearchCriteria,
-    *,
-    after: tuple[Any, ...] | None,
-    limit: int,
-) -> tuple[sql.Composed, dict[str, Any]]:
-    """The SELECT for one page, and its parameters.
-
-    Rows carry `rank` (with `q`) so the caller can build the next page's key: after a
-    page, pass (rank, registered_at, id) of its last row with `q`, else (registered_at, id).
-    """
-    params: dict[str, Any] = {"limit": limit}
-    where: list[sql.Composable] = []
-    if not criteria.include_deleted:
-        where.append(sql.SQL("NOT c.deleted"))
-    if criteria.registered_from is not None:
-        params["registered_from"] = criteria.registered_from
-        where.append(sql.SQL("c.registered_at >= %(registered_from)s"))
-    if criteria.registered_to is not None:
-        params["registered_to"] = criteria.registered_to
-        where.append(sql.SQL("c.registered_at < %(registered_to)s"))
-    wanted = {"c": criteria.city, "s": criteria.system_type, "g": criteria.group}
-    facets = [f"{prefix}:{normalise(value)}" for prefix, value in wanted.items() if value]
-    if facets:
-        params["facets"] = facets
-        where.append(sql.SQL("c.facets @> %(facets)s::text[]"))
-    columns = sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in _LIST_COLUMNS)
-    table = sql.Identifier(schema, "customers")
-    q = normalise(criteria.q or "")
-    if not q:
-        if after is not None:
-            params["after_at"], params["after_id"] = after
-            where.append(sql.SQL("(c.registered_at, c.id) < (%(after_at)s, %(after_id)s)"))
-        statement = sql.SQL(
-            "SELECT {columns} FROM {table} c WHERE {where}"
-            " ORDER BY c.registered_at DESC, c.id DESC LIMIT %(limit)s"
-        ).format(columns=columns, table=table, where=_all(where))
-        return statement, params
-    match, rank = _q_match(q, criteria, sql.Identifier(trgm_schema), params)
-    where.append(match)
-    keyset = sql.SQL("")
-    if after is not None:
-        params["after_rank"], params["after_at"], params["after_id"] = after
-        keyset = sql.SQL(
-            " WHERE (m.rank, m.registered_at, m.id) < (%(after_rank)s, %(after_at)s, %(after_id)s)"
-        )
-    statement = sql.SQL(
-        "SELECT * FROM (SELECT {columns}, ({rank})::float8 AS rank FROM {table} c WHERE {where}) m"
-        "{keyset} ORDER BY m.rank DESC, m.registered_at DESC, m.id DESC LIMIT %(limit)s"
-    ).format(columns=columns, rank=rank, table=table, where=_all(where), keyset=keyset)
-    return statement, params
-
-
-def _q_match(
-    q: str, criteria: SearchCriteria, trgm: sql.Identifier, params: dict[str, Any]
-) -> tuple[sql.Composable, sql.Composable]:
-    """The WHERE condition for `q` (normalised) and its rank expression."""
-    words = q.split()[:MAX_WORDS]
-    each_word: list[sql.Composable] = []
-    for i, word in enumerate(words):
-        params[f"like{i}"] = f"%{_like_escaped(word)}%"
-        condition = sql.SQL("c.search_text LIKE %({})s").format(sql.SQL(f"like{i}"))
-        # Typos are looked for in words: digits are phone or customer numbers and an email
-        # address is typed whole (its domain alone would be close to thousands of others);
-        # shorter words have no trigram of their own to be close to.
-        if len(word) >= 3 and "@" not in word and any(ch.isalpha() for ch in word):
-            params[f"word{i}"] = word
-            condition = sql.SQL("({} OR %({})s OPERATOR({}.<%%) c.search_text)").format(
-                condition, sql.SQL(f"word{i}"), trgm
-            )
-        each_word.append(condition)
-    arms: list[sql.Composable] = [_all(each_word)]
-    params["q"] = " ".join(words)
-    params["word_start"] = f"% {_like_escaped(params['q'])}%"
-    rank: list[sql.Composable] = [
-        sql.SQL("CASE WHEN ' ' || c.search_text LIKE %(word_start)s THEN 2 ELSE 0 END")
-    ]
-    if len(params["q"]) >= 3:  # a shorter q is close to everything that contains it
-        rank.append(sql.SQL("{}.word_similarity(%(q)s, c.search_text)::float8").format(trgm))
-    phones = [p for p in dict.fromkeys(criteria.phone_digits) if len(p) >= MIN_PHONE_DIGITS]
-    if phones:
-        phone_match = sql.SQL(" OR ").join(
-            sql.SQL("c.phone_digits LIKE %({})s").format(sql.SQL(f"phone{i}"))
-            for i in range(len(phones))
-        )
-        params.update({f"phone{i}": f"%{p}%" for i, p in enumerate(phones)})
-        arms.append(phone_match)
-        rank.append(sql.SQL("CASE WHEN {} THEN 4 ELSE 0 END").format(phone_match))
-    number = q.removeprefix("#")
-    if number.isascii() and number.isdigit() and len(number) <= 18:
-        params["number"] = int(number)
-        arms.append(sql.SQL("c.customer_number = %(number)s"))
-        rank.append(sql.SQL("CASE WHEN c.customer_number = %(number)s THEN 8 ELSE 0 END"))
-    match = sql.SQL("({})").format(sql.SQL(" OR ").join(arms))
-    return match, sql.SQL(" + ").join(rank)
-
-
-def _all(conditions: list[sql.Composable]) -> sql.Composable:
-    if not conditions:
-        return sql.SQL("true")
-    return sql.SQL(" AND ").join(conditions)
-
-
-def _like_escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -370,3 +370,29 @@ def test_a_rebuild_swaps_in_every_index_the_migrations_create(
 
     assert indexes(live.schema) == indexes(reference.schema)
     assert len(indexes(live.schema)) >= 6
+
+
+def test_whole_words_outrank_word_starts_which_outrank_other_matches_each_listed_once(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    """q as a whole word beats q starting a word, which beats q inside a word; a customer
+    matching several ways (number, phone and name) is listed once, first."""
+    service = stack[1]
+    inside = service.register_customer({"first_name": "Joanne", "last_name": "Kay"})
+    start = service.register_customer({"first_name": "Anna", "last_name": "Jones"})
+    whole = service.register_customer({"first_name": "Ann", "last_name": "Smith"})
+    model = open_model()
+    follow_to_head(stack, model)
+    found = [r["id"] for r in search(stack, model, q="ann")]
+    assert found == [whole.aggregate_id, start.aggregate_id, inside.aggregate_id]
+    everything = service.register_customer(
+        {
+            "first_name": "Ann",
+            "company_name": "7123 Ltd",
+            "customer_number": 7123,
+            "mobile_phone": "+1 415 555 7123",
+        }
+    ).aggregate_id
+    follow_to_head(stack, model)
+    found = [r["id"] for r in search(stack, model, q="7123", phone_digits=("7123",))]
+    assert found == [everything]

@@ -1,0 +1,263 @@
+"""The one query that searches the search read model, and how it compares text.
+
+`q` is matched three ways, and a customer matching any of them is found:
+  - text: every word of `q` is a substring of (LIKE), or typo-close to a word of
+    (pg_trgm `<%`), the normalised first/last name, company, DBA name and email; typos
+    are looked for in words of three or more characters with a letter and no "@";
+  - phone: the digits of `q` are a substring of the digits of the mobile or other phone,
+    whatever formatting either side used;
+  - customer number: `q` is the number itself.
+
+Best matches come first. The rank adds 8 for the customer number and 4 for a phone match;
+then 2 when a word of the record starts with `q` (3 when `q` is whole words of it), or
+else trigram word similarity (at most 1). Each tier outranks everything below it; ties
+are newest first, then by id.
+
+The tiers are also how the query stays fast: it is one UNION ALL branch per tier, best
+first, each sorted and limited on its own, so PostgreSQL stops at the first branches that
+fill the page. Word similarity, the costly part (a trigram comparison per row), is only
+computed for rows of the last tier (substring or typo matches, no word starting with
+`q`), and only when the tiers above did not fill the page: a common name no longer
+computes it for the thousands of customers who have that name.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+__all__ = [
+    "LIST_COLUMNS",
+    "SESSION_SETTINGS",
+    "TRGM_SCHEMA_QUERY",
+    "WORD_SIMILARITY_THRESHOLD",
+    "SearchCriteria",
+    "digits",
+    "normalise",
+    "search_statement",
+]
+
+TRGM_SCHEMA_QUERY = (
+    "SELECT n.nspname AS schema FROM pg_extension e"
+    " JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
+)
+"""Where pg_trgm lives in this database: its operators are named with that schema."""
+
+WORD_SIMILARITY_THRESHOLD = 0.5
+"""pg_trgm's `<%` cut-off (its default is 0.6): "Lovelase" is 0.67 from "Lovelace"."""
+SESSION_SETTINGS = (
+    "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true),"
+    " set_config('statement_timeout', %s, true),"
+    # The tiers' branches must run in order, one after the other (see the docstring).
+    " set_config('enable_parallel_append', 'off', true)"
+)
+"""Run first in the search's transaction: the `<%` cut-off and a time limit (ms)."""
+MAX_WORDS = 8
+MIN_PHONE_DIGITS = 3
+
+LIST_COLUMNS = (
+    "id",
+    "customer_number",
+    "first_name",
+    "last_name",
+    "email",
+    "mobile_phone",
+    "phone",
+    "company_name",
+    "dba_name",
+    "customer_group",
+    "registered_at",
+    "deleted",
+    "blocked",
+    "city",
+    "systems",
+)
+"""What a search answers with."""
+
+_NOT_DIGITS = re.compile(r"[^0-9]+")
+
+
+def normalise(text: str) -> str:
+    """Case-folded, accents stripped, whitespace collapsed: how search compares text."""
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(text.casefold().split())
+
+
+def digits(text: str) -> str:
+    return _NOT_DIGITS.sub("", text)
+
+
+@dataclass(frozen=True)
+class SearchCriteria:
+    """A search, with its registration window already resolved to instants."""
+
+    q: str | None = None
+    city: str | None = None
+    system_type: str | None = None
+    group: str | None = None
+    registered_from: datetime | None = None
+    """Inclusive."""
+    registered_to: datetime | None = None
+    """Exclusive."""
+    include_deleted: bool = False
+    phone_digits: tuple[str, ...] = ()
+    """Digit strings to look for in phone numbers (the gateway adds q's E.164 form)."""
+
+
+def search_statement(
+    schema: str,
+    trgm_schema: str,
+    criteria: SearchCriteria,
+    *,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The SELECT for one page, and its parameters.
+
+    Rows carry `rank` (with `q`) so the caller can build the next page's key: after a
+    page, pass (rank, registered_at, id) of its last row with `q`, else (registered_at, id).
+    """
+    params: dict[str, Any] = {"limit": limit}
+    where: list[sql.Composable] = []
+    if not criteria.include_deleted:
+        where.append(sql.SQL("NOT c.deleted"))
+    if criteria.registered_from is not None:
+        params["registered_from"] = criteria.registered_from
+        where.append(sql.SQL("c.registered_at >= %(registered_from)s"))
+    if criteria.registered_to is not None:
+        params["registered_to"] = criteria.registered_to
+        where.append(sql.SQL("c.registered_at < %(registered_to)s"))
+    wanted = {"c": criteria.city, "s": criteria.system_type, "g": criteria.group}
+    facets = [f"{prefix}:{normalise(value)}" for prefix, value in wanted.items() if value]
+    if facets:
+        params["facets"] = facets
+        where.append(sql.SQL("c.facets @> %(facets)s::text[]"))
+    columns = sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in LIST_COLUMNS)
+    table = sql.Identifier(schema, "customers")
+    q = normalise(criteria.q or "")
+    if not q:
+        if after is not None:
+            params["after_at"], params["after_id"] = after
+            where.append(sql.SQL("(c.registered_at, c.id) < (%(after_at)s, %(after_id)s)"))
+        statement = sql.SQL(
+            "SELECT {columns} FROM {table} c WHERE {where}"
+            " ORDER BY c.registered_at DESC, c.id DESC LIMIT %(limit)s"
+        ).format(columns=columns, table=table, where=_all(where))
+        return statement, params
+    tiers, rank = _q_tiers(q, criteria, sql.Identifier(trgm_schema), params)
+    if after is not None:
+        params["after_rank"], params["after_at"], params["after_id"] = after
+        where.append(
+            sql.SQL(
+                "({}, c.registered_at, c.id) < (%(after_rank)s, %(after_at)s, %(after_id)s)"
+            ).format(rank)
+        )
+    branches = [
+        sql.SQL(
+            "(SELECT {columns}, ({rank})::float8 AS rank FROM {table} c WHERE {where}"
+            " ORDER BY rank DESC, c.registered_at DESC, c.id DESC LIMIT %(limit)s)"
+        ).format(columns=columns, rank=rank, table=table, where=_all([*where, tier]))
+        for tier in tiers
+    ]
+    statement = sql.SQL("SELECT * FROM ({}) m LIMIT %(limit)s").format(
+        sql.SQL(" UNION ALL ").join(branches)
+    )
+    return statement, params
+
+
+def _q_tiers(
+    q: str, criteria: SearchCriteria, trgm: sql.Identifier, params: dict[str, Any]
+) -> tuple[list[sql.Composable], sql.Composable]:
+    """The conditions of the tiers of matches for `q` (normalised), best first, that
+    together are every match and never overlap; and the rank expression."""
+    words = q.split()[:MAX_WORDS]
+    each_word: list[sql.Composable] = []
+    typos = False
+    for i, word in enumerate(words):
+        params[f"like{i}"] = f"%{_like_escaped(word)}%"
+        condition = sql.SQL("c.search_text LIKE %({})s").format(sql.SQL(f"like{i}"))
+        # Typos are looked for in words: digits are phone or customer numbers and an email
+        # address is typed whole (its domain alone would be close to thousands of others);
+        # shorter words have no trigram of their own to be close to.
+        if len(word) >= 3 and "@" not in word and any(ch.isalpha() for ch in word):
+            params[f"word{i}"] = word
+            typos = True
+            condition = sql.SQL("({} OR %({})s OPERATOR({}.<%%) c.search_text)").format(
+                condition, sql.SQL(f"word{i}"), trgm
+            )
+        each_word.append(condition)
+    phrase = " ".join(words)
+    params["q"] = phrase
+    params["phrase"] = f"%{_like_escaped(phrase)}%"
+    params["word_start"] = f"% {_like_escaped(phrase)}%"
+    params["whole_words"] = f"% {_like_escaped(phrase)} %"
+    # The phrase LIKE is implied by the word start; it is there for the trigram index.
+    word_start = sql.SQL(
+        "(c.search_text LIKE %(phrase)s AND ' ' || c.search_text LIKE %(word_start)s)"
+    )
+    # A shorter q is close to everything that contains it: no similarity for it.
+    similarity = (
+        sql.SQL("{}.word_similarity(%(q)s, c.search_text)::float8").format(trgm)
+        if len(phrase) >= 3
+        else sql.SQL("0")
+    )
+    text_rank = sql.SQL(
+        "CASE WHEN ' ' || c.search_text || ' ' LIKE %(whole_words)s THEN 3"
+        " WHEN ' ' || c.search_text LIKE %(word_start)s THEN 2 ELSE {} END"
+    ).format(similarity)
+    rank: list[sql.Composable] = [text_rank]
+    tiers: list[sql.Composable] = []
+    above: list[sql.Composable] = []
+    """The better tiers' conditions: a row is in the first tier it matches."""
+    number = q.removeprefix("#")
+    if number.isascii() and number.isdigit() and len(number) <= 18:
+        params["number"] = int(number)
+        number_match = sql.SQL("c.customer_number = %(number)s")
+        tiers.append(number_match)
+        above.append(number_match)
+        rank.append(sql.SQL("CASE WHEN c.customer_number = %(number)s THEN 8 ELSE 0 END"))
+    phones = [p for p in dict.fromkeys(criteria.phone_digits) if len(p) >= MIN_PHONE_DIGITS]
+    if phones:
+        phone_match = sql.SQL("({})").format(
+            sql.SQL(" OR ").join(
+                sql.SQL("c.phone_digits LIKE %({})s").format(sql.SQL(f"phone{i}"))
+                for i in range(len(phones))
+            )
+        )
+        params.update({f"phone{i}": f"%{p}%" for i, p in enumerate(phones)})
+        tiers.append(_first(phone_match, above))
+        above.append(phone_match)
+        rank.append(sql.SQL("CASE WHEN {} THEN 4 ELSE 0 END").format(phone_match))
+    if typos:
+        # Words starting with q, then the rest: the typo arm (the costly part) runs only
+        # when the first did not fill the page.
+        tiers.append(_first(word_start, above))
+        above.append(word_start)
+    # Without a typo arm, one branch: the word start is in the rank, and a second branch
+    # would only scan the same index entries again.
+    tiers.append(_first(_all(each_word), above))
+    return tiers, sql.SQL(" + ").join(rank)
+
+
+def _first(condition: sql.Composable, above: list[sql.Composable]) -> sql.Composable:
+    """`condition`, for rows that no better tier holds."""
+    if not above:
+        return condition
+    return sql.SQL("{} AND NOT ({})").format(condition, sql.SQL(" OR ").join(above))
+
+
+def _all(conditions: list[sql.Composable]) -> sql.Composable:
+    if not conditions:
+        return sql.SQL("true")
+    return sql.SQL(" AND ").join(conditions)
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
