@@ -87,9 +87,9 @@ def people(first_number: int, count: int, seed: int = 11) -> Iterator[Person]:
             email=f"{first.lower()}.{last.lower()}{number}@example.com".encode(
                 "ascii", "ignore"
             ).decode(),
-            # Unique per number, valid E.164 (US 555 exchange numbers with varied areas).
-            mobile_phone=f"+1{200 + number % 700:03d}555{number % 10_000:04d}"
-            if number < 7_000_000
+            # Unique for numbers under 8,000,000 (reservations are kept by value), E.164.
+            mobile_phone=f"+1{200 + number // 10_000 % 800:03d}555{number % 10_000:04d}"
+            if number < 8_000_000
             else f"+44{7_000_000_000 + number}",
             company_name=company,
             city=rng.choice(CITIES),
