@@ -59,7 +59,14 @@ def _header(name: str, required: bool, description: str, schema: Any) -> dict[st
 
 
 _PARAMETERS: dict[str, dict[str, Any]] = {
-    "X-Request-ID": _header("X-Request-ID", False, "Yours if sane, else generated.", _REQUEST_ID),
+    # Any value is accepted (an insane one is replaced, never refused): the request side has
+    # no pattern, only the echoed response header has.
+    "X-Request-ID": _header(
+        "X-Request-ID",
+        False,
+        "Yours if 1-128 of A-Z a-z 0-9 . _ -, else replaced by a generated one.",
+        {"type": "string"},
+    ),
     "If-Match": _header(
         "If-Match", True, "The ETag you saw: 412 if no longer current, 428 if absent.", _ETAG
     ),
