@@ -6,6 +6,8 @@ without a route cannot appear: the served document agrees with what runs. Schema
 from pydantic; the problem+json schema is attached to every 4xx/5xx; bearer auth is the
 default, and the open routes (the same table the auth middleware uses) say
 `security: []`. Every POST documents Idempotency-Key, as API.md promises it for all.
+Links between operations (register, then read and change by id) come from
+`openapi_links`, derived from the paths.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from gateway.auth import is_open, roles_of
+from gateway.openapi_links import add_links
 from gateway.operations import Body, Operation, operation_of
 from gateway.problems import PROBLEM_CONTENT_TYPE, ProblemDetails
 
@@ -113,6 +116,7 @@ def build_openapi(app: web.Application, *, title: str = "Customers API") -> dict
             raise ValueError(f"two operations are named {op['operationId']!r}")
         seen_ids.add(op["operationId"])
         paths.setdefault(template, {})[method.lower()] = op
+    add_links(paths, schemas, _PARAMETERS)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": _version()},
@@ -250,6 +254,10 @@ def _error_statuses(
         statuses |= {400, 412} | ({428} if declared.if_match == "required" else set())
     if method == "POST":
         statuses |= {400, 422}  # a malformed Idempotency-Key; a reused key with another body
+    if method != "GET" and not public:
+        # Any command reaches the domain, whose refusals of a state (not blocked, deleted,
+        # a value taken, a transition not allowed) are ConflictErrors: 409 for every one.
+        statuses.add(409)
     return statuses
 
 

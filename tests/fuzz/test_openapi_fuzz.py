@@ -42,7 +42,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 """Examples per operation: about a minute for the whole document on a loaded 2-core box."""
-STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "15"))
+STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "30"))
+STATEFUL_STEPS = 10
+"""Walks along the links, and the steps of each."""
 SEED = 20261201
 
 CHECKS = [
@@ -87,6 +89,9 @@ def load_schema(document: dict[str, Any], base_url: str, token: str) -> schemath
                 "with-security-parameters": False,
             },
             "auth": {"openapi": {"bearerAuth": {"bearer": token}}},
+            # Walks along links send valid requests, so that they reach deep: invalid input
+            # is what the per-operation tests send.
+            "phases": {"stateful": {"generation": {"mode": "positive"}}},
         }
     )
     return schemathesis.openapi.from_dict(document, config=config)
@@ -190,6 +195,38 @@ def test_every_operation_with_a_customer_token(
 ) -> None:
     """A customer's token on any operation gets a documented answer (404 where not its own)."""
     fuzz_operation(customer_schema, operation_id, mode)
+
+
+def run_statefully(schema: schemathesis.BaseSchema) -> None:
+    """Follow the document's links from operation to operation, checking every answer."""
+
+    class Links(schema.as_state_machine()):  # type: ignore[misc]
+        def validate_response(
+            self,
+            response: schemathesis.Response,
+            case: schemathesis.Case,
+            additional_checks: Any = None,
+            **kwargs: Any,
+        ) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Links.run(
+        settings=settings(
+            FUZZ_SETTINGS,
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=STATEFUL_STEPS,
+        )
+    )
+
+
+def test_following_the_links_as_an_admin(admin_schema: schemathesis.BaseSchema) -> None:
+    """Register, then read, change, block, add and remove parts of what was made: no 5xx."""
+    run_statefully(admin_schema)
+
+
+def test_following_the_links_as_a_customer(customer_schema: schemathesis.BaseSchema) -> None:
+    """The same walks with a customer's token: 404s where not its own, never a 5xx."""
+    run_statefully(customer_schema)
 
 
 def test_every_read_model_applied_every_event_the_fuzzing_caused(live_gateway: Any) -> None:
