@@ -32,7 +32,7 @@ async def idempotency_of(request: web.Request) -> Idempotency | None:
     if key is None:
         return None
     digest = hashlib.sha256(f"{request.method} {request.rel_url}\n".encode())
-    digest.update(await request.read())
+    digest.update(await read_body(request))
     return Idempotency(idempotency_id(principal(request).sub, key), digest.hexdigest())
 
 

@@ -74,6 +74,9 @@ class GatewaySettings(Protocol):
     def max_body_bytes(self) -> int: ...
 
     @property
+    def body_timeout_seconds(self) -> float: ...
+
+    @property
     def thread_pool_size(self) -> int: ...
 
     @property

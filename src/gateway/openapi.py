@@ -247,7 +247,7 @@ def _error_statuses(
     if "{" in template:
         statuses.add(404)
     if declared.request is not None:
-        statuses |= {400, 413, 415, 422}
+        statuses |= {400, 408, 413, 415, 422}
     if declared.query is not None:
         statuses.add(422)
     if declared.if_match is not None:

@@ -65,6 +65,7 @@ _SLUGS = {
     401: "unauthorized",
     403: "forbidden",
     404: "not-found",
+    408: "request-timeout",
     409: "conflict",
     412: "version-mismatch",
     413: "body-too-large",
@@ -143,11 +144,14 @@ class Problem(Exception):
 
 def problem_response(request: web.Request, problem: Problem) -> web.Response:
     """Render `problem` for `request` as an application/problem+json response."""
-    return web.Response(
+    response = web.Response(
         status=problem.status,
         body=orjson.dumps(problem.body(request)),
         headers={**problem.headers, "Content-Type": PROBLEM_CONTENT_TYPE},
     )
+    if problem.headers.get("Connection", "").lower() == "close":
+        response.force_close()  # the header alone does not stop aiohttp keeping it alive
+    return response
 
 
 def validation_problem(

@@ -7,6 +7,7 @@ stay a few lines long and every refusal has the same shape.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import types
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.keys import SETTINGS_KEY
 from gateway.problems import FieldError, Problem, validation_problem
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "optional_if_match",
     "parse_query",
     "path_uuid",
+    "read_body",
     "read_json",
     "require_if_match",
 ]
@@ -51,7 +54,7 @@ async def read_json(request: web.Request, model: type[M], *, allow_empty: bool =
     if allow_empty and not request.body_exists:
         return _validate(model, b"{}")
     _require_json_content_type(request)
-    body = await request.read()  # raises 413 past client_max_size
+    body = await read_body(request)
     if not body.strip():
         raise Problem(400, "The body is empty; a JSON object is expected.", slug="malformed-json")
     try:
@@ -70,6 +73,29 @@ async def read_json(request: web.Request, model: type[M], *, allow_empty: bool =
             errors=[FieldError(field=None, message=message)],
         )
     return _validate(model, body)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body: 413 past the size limit, 408 when it has not arrived in time.
+
+    aiohttp waits for a body as long as the client keeps the connection open, so a client
+    that sends its headers and then dribbles (or withholds) the body would hold a handler
+    and its memory forever: the time to the last byte is bounded, and the connection is
+    closed with the answer (what is left of the body is never read).
+    """
+    seconds = request.app[SETTINGS_KEY].body_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()  # raises 413 past client_max_size
+    except TimeoutError:
+        raise Problem(
+            408,
+            f"The request body did not arrive within {seconds:g} s.",
+            headers={"Connection": "close"},
+        ) from None
+    except ConnectionResetError:
+        # The client went away mid-body: nobody will read the answer, but it is theirs.
+        raise Problem(400, "The connection closed before the body arrived.") from None
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:
