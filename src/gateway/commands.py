@@ -15,7 +15,7 @@ from domain.idempotency import idempotency_id
 from domain.service import CustomerService, Idempotency, Receipt
 from gateway.auth import principal
 from gateway.keys import SERVICE_KEY
-from gateway.requests import command_headers, idempotency_key, json_response
+from gateway.requests import command_headers, idempotency_key, json_response, read_body
 from gateway.schemas import CommandOut
 
 __all__ = ["answer", "idempotency_of", "service_of"]

@@ -88,6 +88,9 @@ async def read_body(request: web.Request) -> bytes:
         async with asyncio.timeout(seconds):
             return await request.read()  # raises 413 past client_max_size
     except TimeoutError:
+        # The body ends here for aiohttp too, or it would linger reading the dribble for
+        # up to 10 s more before it closes the connection.
+        request.content.feed_eof()
         raise Problem(
             408,
             f"The request body did not arrive within {seconds:g} s.",

@@ -137,7 +137,7 @@ async def test_a_customer_token_gets_404_on_every_staff_operation(
 
 
 STAFF_ONLY_FIELDS = sorted(
-    set(CustomerPatch.model_fields) - SELF_SERVICE_FIELDS - {"username", "consent_channel"}
+    set(CustomerPatch.model_fields) - SELF_SERVICE_FIELDS - {"consent_channel"}
 )
 """Every field of a profile change a customer may not make to its own record (the channel
 of a consent is no field of the record: a customer's is always recorded as the portal)."""
