@@ -12,6 +12,7 @@ from domain.appointments import Appointment
 from domain.timezones import in_zone
 from gateway.listing import PageQuery
 from gateway.schemas import LongText, StaffId
+from gateway.text import RequestModel
 
 __all__ = [
     "AppointmentIn",
@@ -32,8 +33,8 @@ Status = Literal["requested", "confirmed", "completed", "no_show", "cancelled"]
 ServiceId = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(RequestModel):
+    """Extra fields forbidden, strings stripped, control characters refused."""
 
 
 class AppointmentIn(_In):

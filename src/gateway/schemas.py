@@ -15,6 +15,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from gateway.text import RequestModel
+
 __all__ = [
     "AddressIn",
     "BlockIn",
@@ -55,8 +57,8 @@ LongText = Annotated[str, Field(max_length=10_000)]
 StaffId = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(RequestModel):
+    """Extra fields forbidden, strings stripped, control characters refused."""
 
 
 class AddressIn(_In):

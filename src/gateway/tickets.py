@@ -30,6 +30,7 @@ from gateway.requests import (
 )
 from gateway.schemas import CommandOut, LongText, Name, ShortText
 from gateway.scopes import customer_scope, listed_customer, require_visible_customer
+from gateway.text import RequestModel
 from gateway.threads import run_sync
 from projections.tickets import TicketCriteria, tickets_statement
 
@@ -55,8 +56,8 @@ def add_routes(app: web.Application) -> None:
 # ---- shapes ------------------------------------------------------------------------------
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(RequestModel):
+    """Extra fields forbidden, strings stripped, control characters refused."""
 
 
 class DeviceIn(_In):
