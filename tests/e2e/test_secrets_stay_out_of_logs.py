@@ -1,0 +1,267 @@
+"""No secret reaches a log: the whole output of a real gateway and real workers is grepped.
+
+The processes are the ones production runs (`python -m gateway`, `python -m workers worker
+all`), at the production log level and format, on the session's PostgreSQL and NATS. A
+scenario then does everything that handles a secret: equipment with a secret, changed,
+portal invites and resets (one-time tokens, sent on NATS by the relay), set-password,
+right and wrong logins, requests with valid, forged and expired bearer tokens, a secret in
+an invalid body, and a crash-worthy request. Every byte the processes wrote to stdout and
+stderr is then searched for each secret, password and token, and for the JWT secret and
+the Fernet key themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import aiohttp
+import pytest
+from cryptography.fernet import Fernet
+
+from domain.portal import PortalAccount, portal_account_id
+from infrastructure.database import drop_schema
+from infrastructure.eventstore import build_service
+from infrastructure.settings import Settings
+from infrastructure.tokens import issue_token
+from projections.base import read_model_schema
+from projections.catalog import READ_MODELS, open_read_model
+from workers.__main__ import child_environment
+from workers.relay import RelayPositions
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def stack_settings(database_url: str, nats_url: str, db_schema: str) -> Iterator[Settings]:
+    """Settings for a schema of this test's own, dropped afterwards."""
+    settings = Settings(
+        database_url=database_url,
+        nats_url=nats_url,
+        db_schema=f"{db_schema}_logs",
+        jwt_secret=secrets.token_urlsafe(32),
+        secret_key=Fernet.generate_key().decode(),
+    )
+    yield settings
+    for name in READ_MODELS:
+        drop_schema(database_url, read_model_schema(settings.db_schema, name))
+    drop_schema(database_url, settings.db_schema)
+
+
+class Scenario:
+    """Requests that handle secrets, and every secret they handled."""
+
+    def __init__(self, base: str, settings: Settings) -> None:
+        assert settings.jwt_secret is not None
+        self.base = base
+        self.settings = settings
+        self.jwt_secret = settings.jwt_secret.get_secret_value()
+        self.admin = issue_token(self.jwt_secret, "admin@shop", "admin")
+        self.secrets: set[str] = {self.jwt_secret, self.admin}
+        assert settings.secret_key is not None
+        self.secrets.add(settings.secret_key.get_secret_value())
+        self.customer_ids: list[str] = []
+
+    def secret(self, kind: str) -> str:
+        value = f"{kind}-{secrets.token_urlsafe(18)}"
+        self.secrets.add(value)
+        return value
+
+    async def run(self) -> None:
+        auth = {"Authorization": f"Bearer {self.admin}"}
+        async with aiohttp.ClientSession(self.base, headers=auth) as http:
+            for number in range(3):
+                await self._customer(http, number)
+            # Tokens that must be refused, and must not be echoed into a log line either.
+            expired = issue_token(self.jwt_secret, "x", "admin", ttl=-timedelta(hours=1))
+            forged = issue_token(secrets.token_urlsafe(32), "x", "admin")
+            self.secrets |= {expired, forged}
+            for token in (expired, forged, self.secret("garbage-token")):
+                answer = await http.get(
+                    "/v1/customers", headers={"Authorization": f"Bearer {token}"}
+                )
+                assert answer.status == 401
+            # A secret inside a body that is refused.
+            bad = await http.post(
+                f"/v1/customers/{self.customer_ids[0]}/systems",
+                json={"system_type": "", "secret": self.secret("refused-system-secret")},
+            )
+            assert bad.status == 422
+
+    async def _customer(self, http: aiohttp.ClientSession, number: int) -> None:
+        email = f"logs.{secrets.token_hex(6)}@example.com"
+        created = await http.post(
+            "/v1/customers",
+            json={
+                "first_name": "Log",
+                "email": email,
+                "custom_fields": {"alarm code": self.secret("custom-field-code")},
+            },
+        )
+        assert created.status == 201, await created.text()
+        customer_id = (await created.json())["id"]
+        self.customer_ids.append(customer_id)
+        installed = await http.post(
+            f"/v1/customers/{customer_id}/systems",
+            json={"system_type": "alarm", "login": "admin", "secret": self.secret("system")},
+        )
+        assert installed.status == 201, await installed.text()
+        system_id = (await installed.json())["system_id"]
+        changed = await http.patch(
+            f"/v1/customers/{customer_id}/systems/{system_id}",
+            json={"secret": self.secret("changed-system")},
+            headers={"If-Match": installed.headers["ETag"]},
+        )
+        assert changed.status == 200, await changed.text()
+        invited = await http.post(f"/v1/customers/{customer_id}/portal/invite")
+        assert invited.status == 202, await invited.text()
+        password = self.secret("portal-password")
+        link_token = self._link_token(customer_id)
+        self.secrets.add(link_token)
+        set_password = await http.post(
+            "/v1/auth/set-password", json={"token": link_token, "password": password}
+        )
+        assert set_password.status == 200, await set_password.text()
+        wrong = await http.post(
+            "/v1/auth/login", json={"login": email, "password": self.secret("wrong-password")}
+        )
+        assert wrong.status in {401, 422}
+        logged_in = await http.post("/v1/auth/login", json={"login": email, "password": password})
+        assert logged_in.status == 200, await logged_in.text()
+        customer_token = (await logged_in.json())["token"]
+        self.secrets.add(customer_token)
+        me = await http.get(
+            f"/v1/customers/{customer_id}", headers={"Authorization": f"Bearer {customer_token}"}
+        )
+        assert me.status == 200
+        if number == 0:
+            reset = await http.post(f"/v1/customers/{customer_id}/portal/password-reset")
+            assert reset.status == 202, await reset.text()
+            self.secrets.add(self._link_token(customer_id))
+
+    def _link_token(self, customer_id: str) -> str:
+        # As the relay unseals it for the notification: the test reads the event store.
+        service = build_service(self.settings)
+        try:
+            events = list(service.events.get(portal_account_id(UUID(customer_id))))
+            links = [
+                e
+                for e in events
+                if isinstance(e, PortalAccount.Invited | PortalAccount.PasswordResetRequested)
+            ]
+            return str(service.sealer.unseal(links[-1].sealed_token))
+        finally:
+            service.close()
+
+
+def test_no_secret_password_or_token_appears_in_any_log(
+    stack_settings: Settings, server_data_dir: Path
+) -> None:
+    """Secrets, portal passwords, link tokens and bearer tokens are in no process's output."""
+    env = {
+        **child_environment(stack_settings),
+        "CUSTOMERS_LOG_FORMAT": "json",
+        "CUSTOMERS_LOG_LEVEL": "INFO",
+    }
+    migrated = subprocess.run(
+        [sys.executable, "-m", "workers", "migrate"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    port = _free_port()
+    logs = {name: server_data_dir / f"{name}.log" for name in ("gateway", "workers")}
+    commands = {
+        "gateway": [sys.executable, "-m", "gateway"],
+        "workers": [sys.executable, "-m", "workers", "worker", "all"],
+    }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, command in commands.items():
+            with logs[name].open("wb") as output:
+                processes[name] = subprocess.Popen(
+                    command,
+                    env={**env, "CUSTOMERS_HTTP_PORT": str(port)},
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(lambda: _ready(base), 60, "the gateway to be ready")
+        scenario = Scenario(base, stack_settings)
+        asyncio.run(scenario.run())
+        # The workers handle the same events (the relay unseals the link tokens).
+        service = build_service(stack_settings)
+        try:
+            head = service.recorder.max_notification_id() or 0
+            relay = RelayPositions(service.recorder.datastore, stack_settings.db_schema)  # type: ignore[attr-defined]
+            _wait_for(lambda: relay.load("relay") >= head, 60, "the relay to publish")
+        finally:
+            service.close()
+        for name in READ_MODELS:
+            model = open_read_model(stack_settings, name)
+            try:
+                _wait_for(lambda m=model: m.position() >= head, 60, f"{name} to catch up")
+            finally:
+                model.datastore.close()
+    finally:
+        for process in processes.values():
+            _stop(process)
+    output = b"".join(path.read_bytes() for path in logs.values())
+    # The logs do cover the scenario: every request's path, with its customer id, is there.
+    assert all(customer_id.encode() in output for customer_id in scenario.customer_ids)
+    assert b"/v1/auth/login" in output and b"follower_leading" in output
+    assert len(scenario.secrets) > 20
+    leaked = sorted(s for s in scenario.secrets if s.encode() in output)
+    assert leaked == []
+    # Nor a bearer token of any kind: a JWT's header is always this prefix.
+    assert b"eyJhbGciOi" not in output
+
+
+def _ready(base: str) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=1):
+            pass
+    except OSError:
+        return False
+
+    async def ask() -> int:
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/readyz") as answer:
+            return answer.status
+
+    try:
+        return asyncio.run(ask()) == 200
+    except aiohttp.ClientError:
+        return False
