@@ -239,7 +239,9 @@ class _Builder:
 def _error_statuses(
     method: str, template: str, declared: Operation, public: bool, has_roles: bool
 ) -> set[int]:
-    statuses = {500, *declared.errors, *(s for s in declared.responses if s >= 400)}
+    # 400 for any request: aiohttp's parser refuses a request line or header over 8190
+    # bytes, or too many headers, before a handler runs.
+    statuses = {400, 500, *declared.errors, *(s for s in declared.responses if s >= 400)}
     if not public:
         statuses |= {401, 503}
     if has_roles:

@@ -7,8 +7,10 @@ the paths, so a new operation is linked as soon as it is routed:
 - **created**: a `201` of `POST /c` whose body has an `id` links to every operation on
   `/c/{p}` and below it, with `p` = that id; and to every operation whose body or query
   has a `<c singular>_id` field (`POST /v1/appointments` takes `customer_id`).
-- **same resource**: a `2xx` with an `ETag` of an operation on `/c/{p}...` links to every
-  operation on `/c/{p}` and below, with `p` from the request's path.
+- **read, then act**: the `200` with an `ETag` of `GET /c/{p}` links to every operation
+  on `/c/{p}` and below, with `p` from the request's path. Only the read links on: a
+  command's answer linking on as well would make every command a place to start a walk
+  from, with made-up ids (a stateful fuzzer starts walks at operations with links out).
 
 `If-Match` is filled from the source's `ETag` wherever the target takes it.
 """
@@ -44,7 +46,7 @@ def add_links(
             if method == "post" and status == "201" and _body_has(response, "id", schemas):
                 links.update(_created_links(template, operations, has_etag, schemas, parameters))
             root = _resource_root(template)
-            if has_etag and root is not None:
+            if method == "get" and has_etag and root == template:
                 links.update(_same_resource_links(root, operations, parameters))
             if links:
                 response["links"] = links

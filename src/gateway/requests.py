@@ -11,6 +11,7 @@ import asyncio
 import re
 import types
 from collections.abc import Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar, Union, get_args, get_origin
 from uuid import UUID
@@ -119,6 +120,14 @@ def parse_query(request: web.Request, model: type[M]) -> M:
             data[name] = values[0]
     if repeated:
         raise Problem(422, "Some query parameters were repeated.", errors=repeated)
+    # Lax mode would also take "45220" as a Unix time: the document promises RFC 3339.
+    malformed = [
+        FieldError(field=name, message=message)
+        for name, (pattern, message) in _time_fields(model).items()
+        if isinstance(data.get(name), str) and not pattern.fullmatch(str(data[name]))
+    ]
+    if malformed:
+        raise Problem(422, "Some times are not RFC 3339.", errors=malformed)
     try:
         # Every value is a string: lax mode turns "10" into 10 and "true" into True even
         # on a strict model (validate_strings would, but it cannot take repeated values).
@@ -235,6 +244,41 @@ def _validate(model: type[M], body: bytes) -> M:
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(
+    # An unencoded "+02:00" arrives as " 02:00" (a query string's "+" is a space).
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+ -]\d{2}:?\d{2})?"
+)
+_TIME_FORMATS = {
+    datetime: (_DATE_TIME, "should be an RFC 3339 date-time, such as 2025-01-31T09:00:00Z"),
+    date: (_DATE, "should be a date, such as 2025-01-31"),
+}
+
+
+def _time_fields(model: type[BaseModel]) -> dict[str, tuple[re.Pattern[str], str]]:
+    """The date and date-time fields of `model` (by alias), with the form each must have."""
+    fields: dict[str, tuple[re.Pattern[str], str]] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        candidates = (
+            get_args(annotation)
+            if get_origin(annotation) in (Union, types.UnionType)
+            else (annotation,)
+        )
+        for kind, form in _TIME_FORMATS.items():
+            if any(_is_a(c, kind) for c in candidates):
+                fields[field.alias or name] = form
+                break
+    return fields
+
+
+def _is_a(candidate: Any, kind: type) -> bool:
+    # pydantic's AwareDatetime, PastDate... are markers, not subclasses of datetime or date.
+    if isinstance(candidate, type) and issubclass(candidate, kind):
+        return True
+    return getattr(candidate, "__name__", "").endswith(kind.__name__.capitalize())
 
 
 def _list_fields(model: type[BaseModel]) -> set[str]:

@@ -246,3 +246,12 @@ async def test_version_beyond_the_stream_is_404(
     cid = await created(client, bearer, registration)
     response = await client.get(f"/v1/customers/{cid}", params={"version": "99"}, headers=bearer())
     await problem(response, 404)
+
+
+async def test_a_unix_time_in_a_date_time_query_parameter_is_422_naming_it(
+    client: Client, bearer: Any
+) -> None:
+    """`to=45220` is no RFC 3339 time (lax parsing would take it as seconds since 1970)."""
+    response = await client.get("/v1/appointments", params={"to": "45220"}, headers=bearer())
+    assert response.status == 422
+    assert [e["field"] for e in (await response.json())["errors"]] == ["to"]

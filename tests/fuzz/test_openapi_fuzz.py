@@ -40,9 +40,9 @@ from infrastructure.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
-"""Examples per operation: about a minute for the whole document on a loaded 2-core box."""
-STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+"""Examples per operation (valid, and again invalid): the document in a few minutes."""
+STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "20"))
 STATEFUL_STEPS = 10
 """Walks along the links, and the steps of each."""
 SEED = 20261201
