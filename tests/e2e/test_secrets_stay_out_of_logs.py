@@ -73,6 +73,7 @@ def stack_settings(database_url: str, nats_url: str, db_schema: str) -> Iterator
         db_schema=f"{db_schema}_logs",
         jwt_secret=secrets.token_urlsafe(32),
         secret_key=Fernet.generate_key().decode(),
+        notification_key=Fernet.generate_key().decode(),
     )
     yield settings
     for name in READ_MODELS:
@@ -92,6 +93,8 @@ class Scenario:
         self.secrets: set[str] = {self.jwt_secret, self.admin}
         assert settings.secret_key is not None
         self.secrets.add(settings.secret_key.get_secret_value())
+        assert settings.notification_key is not None
+        self.secrets.add(settings.notification_key.get_secret_value())
         self.customer_ids: list[str] = []
 
     def secret(self, kind: str) -> str:

@@ -109,6 +109,7 @@ def live_gateway(database_url: str, nats_url: str, db_schema: str) -> Iterator[L
         db_schema=f"{db_schema}_live",
         jwt_secret=secrets.token_urlsafe(32),
         secret_key=Fernet.generate_key().decode(),
+        notification_key=Fernet.generate_key().decode(),
         log_format="console",
     )
     migrate_event_store(settings)

@@ -24,7 +24,14 @@ from pydantic import BaseModel, StringConstraints, TypeAdapter
 
 from gateway.schemas import AddressIn, CustomerPatch, CustomerRegistration
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    # The live gateway runs in this process: its connection pools draw their retry jitter
+    # from `random` in their own threads while Hypothesis draws, which Hypothesis takes
+    # for a strategy using `random`. The strategies here use none.
+    pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies"),
+]
 
 VALIDATED = {"email", "mobile_phone", "phone"}
 """Text fields the domain parses (and normalises when valid): 201 or 422, not equality."""

@@ -38,7 +38,14 @@ from gateway import create_app
 from gateway.openapi import build_openapi
 from infrastructure.settings import Settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    # The live gateway runs in this process: its connection pools draw their retry jitter
+    # from `random` in their own threads while Hypothesis draws, which Hypothesis takes
+    # for a strategy using `random`. The strategies here use none.
+    pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies"),
+]
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 """Examples per operation (valid, and again invalid): the document in a few minutes."""
