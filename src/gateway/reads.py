@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.keys import PROGRESS_KEY, READ_POOL_KEY, REGISTRY_KEY, SCRAPE_HOOKS_KEY, SETTINGS_KEY
-from gateway.problems import RETRY_AFTER_SECONDS, FieldError, Problem
+from gateway.problems import RETRY_AFTER_SECONDS, Problem
 from gateway.relay_metrics import RelayProgress
 from projections.base import PROGRESS_CHANNEL, UPSTREAM, read_model_schema
 from projections.catalog import READ_MODELS
@@ -63,21 +63,6 @@ class ProgressWatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-    def passed(self, schema: str, position: int) -> bool:
-        """Whether the read model in `schema` is known to have processed `position` already."""
-        return self._positions[schema] >= position
-
-    async def head(self, service_schema: str) -> int:
-        """The position of the newest event in the log."""
-        async with self._pool.connection() as connection:
-            cursor = await connection.execute(
-                sql.SQL("SELECT max(notification_id) AS head FROM {}").format(
-                    sql.Identifier(service_schema, f"{UPSTREAM}_events")
-                )
-            )
-            row = await cursor.fetchone()
-        return int(row["head"] or 0) if row else 0
 
     async def wait(self, schema: str, position: int, within_seconds: float) -> bool:
         """Whether the read model in `schema` reached `position` within that many seconds."""
@@ -209,26 +194,11 @@ def read_pool(request: web.Request) -> AsyncConnectionPool[Any]:
 
 
 async def wait_for_position(request: web.Request, read_model: str, query: ReadQuery) -> None:
-    """Return once `read_model` has processed `query.min_position`; else 503 + Retry-After.
-
-    A position beyond the newest event is refused with 422: every position a command
-    answers with is in the log when the answer is sent, so such a position was never given
-    out, and waiting for it (or telling the client to retry) would only waste its time.
-    """
+    """Return once `read_model` has processed `query.min_position`; else 503 + Retry-After."""
     if query.min_position is None:
         return
-    service_schema = request.app[SETTINGS_KEY].db_schema
-    schema = read_model_schema(service_schema, read_model)
-    watcher: ProgressWatcher = request.app[PROGRESS_KEY]
-    if not watcher.passed(schema, query.min_position):
-        head = await watcher.head(service_schema)
-        if query.min_position > head:
-            raise Problem(
-                422,
-                f"No event has position {query.min_position}: the log ends at {head}.",
-                errors=[FieldError(field="min_position", message=f"beyond the log's end ({head})")],
-            )
-    if not await watcher.wait(schema, query.min_position, query.wait_ms / 1000):
+    schema = read_model_schema(request.app[SETTINGS_KEY].db_schema, read_model)
+    if not await request.app[PROGRESS_KEY].wait(schema, query.min_position, query.wait_ms / 1000):
         raise Problem(
             503,
             f"The {read_model} view has not reached position {query.min_position} yet.",
