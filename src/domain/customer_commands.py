@@ -12,7 +12,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.customers import Customer
-from domain.errors import ImmutableFieldError, NotFoundError, RuleViolationError
+from domain.errors import ConflictError, ImmutableFieldError, NotFoundError, RuleViolationError
+from domain.key_ring import SEALED_PREFIX, KeyRing
 from domain.reservations import UNIQUE_FIELDS, Reservation, reservation_id
 from domain.sealing import SecretSealer
 from domain.values import Address, Profile, normalise_email, normalise_phone
@@ -25,6 +26,8 @@ class CustomerCommands(WritePath):
     """The customer part of the service; the settings it reads are set by the service."""
 
     sealer: SecretSealer
+    """Opens equipment secrets sealed before per-customer keys (one service-wide key)."""
+    key_ring: KeyRing
     next_customer_number: Callable[[], int]
     phone_region: str
     newsletter_default: bool
@@ -145,6 +148,53 @@ class CustomerCommands(WritePath):
     ) -> Receipt:
         return self._command(customer_id, expected_version, Customer.unblock, idempotency)
 
+    def erase_customer(self, customer_id: UUID, *, expected_version: int) -> Receipt:
+        """GDPR erasure: record it, release the customer's email, mobile phone and username,
+        then destroy the customer's data key. Erasing an erased customer changes nothing and
+        answers the same (whatever If-Match it sends: the first erasure moved the version)."""
+        customer = self._customer(customer_id, None)
+        if customer.erased:
+            return self._erased(customer)
+
+        def attempt() -> Change:
+            fresh = self._customer(customer_id, expected_version)
+            if fresh.erased:  # a concurrent erasure won while this one waited its turn
+                raise _AlreadyErasedError(fresh)
+            held = _unique_values(fresh.profile, None)  # the number stays taken for good
+            fresh.erase()
+            releases = [self._release(name, value, fresh.id) for name, value in held.items()]
+            change = self._changed(fresh, releases)
+            change.result["erased"] = True
+            return change
+
+        try:
+            receipt = self.execute(attempt, None, key=customer_id)
+        except _AlreadyErasedError as already:
+            return self._erased(already.customer)
+        # After the event, so a refused erasure (412) destroys nothing; a crash in between
+        # leaves an erased customer with a key, which erasing again destroys.
+        self.key_ring.destroy(customer_id)
+        return receipt
+
+    def _erased(self, customer: Customer) -> Receipt:
+        self.key_ring.destroy(customer.id)  # finishes an erasure that a crash cut short
+        result = {"id": customer.id, "version": customer.version, "erased": True}
+        position = self.recorder.max_notification_id() or 0
+        return Receipt(customer.id, customer.version, position, result, replayed=True)
+
+    def reveal_secret(self, customer_id: UUID, system_id: UUID) -> tuple[Receipt, str]:
+        """An equipment secret in clear, after recording who was shown it (never what)."""
+        sealed: list[str] = []
+
+        def attempt() -> Change:
+            customer = self._customer(customer_id, None)
+            sealed[:] = [customer.reveal_secret(system_id)]
+            return self._changed(customer)
+
+        # No idempotency record: it would keep the answer, and the answer is the secret.
+        receipt = self.execute(attempt, None, key=customer_id)
+        return receipt, self.unseal(customer_id, sealed[0])
+
     # ---- parts --------------------------------------------------------------------------
 
     def add_note(
@@ -225,7 +275,7 @@ class CustomerCommands(WritePath):
         idempotency: Idempotency | None = None,
     ) -> Receipt:
         """Record installed equipment; its secret is sealed before it reaches an event."""
-        values = self._sealed(dict(system))
+        values = self._sealed(customer_id, dict(system))
         return self._add_part(
             customer_id,
             expected_version,
@@ -242,7 +292,7 @@ class CustomerCommands(WritePath):
         *,
         expected_version: int,
     ) -> Receipt:
-        values = self._sealed(dict(changes))
+        values = self._sealed(customer_id, dict(changes))
         return self._command(
             customer_id, expected_version, lambda c: c.change_system(system_id, values)
         )
@@ -329,8 +379,15 @@ class CustomerCommands(WritePath):
         yield first
         yield from events  # type: ignore[misc]
 
-    def unseal(self, sealed: str) -> str:
-        return self.sealer.unseal(sealed)
+    def unseal(self, customer_id: UUID, sealed: str) -> str:
+        """A sealed equipment secret in clear: with the customer's data key, or the service
+        key for one sealed before per-customer keys."""
+        if not sealed.startswith(SEALED_PREFIX):
+            return self.sealer.unseal(sealed)
+        key = self.key_ring.data_key(customer_id)
+        if key is None:
+            raise ConflictError("customer is erased: its secrets are gone", field="erased")
+        return key.unseal(sealed)
 
     # ---- the write path -----------------------------------------------------------------
 
@@ -422,11 +479,25 @@ class CustomerCommands(WritePath):
             values["username"] = values["username"].strip()
         return values
 
-    def _sealed(self, values: dict[str, Any]) -> dict[str, Any]:
+    def _sealed(self, customer_id: UUID, values: dict[str, Any]) -> dict[str, Any]:
+        """The secret sealed with the customer's data key: erasing the customer shreds it."""
         if "secret" in values:
             secret = values.pop("secret")
-            values["sealed_secret"] = self.sealer.seal(secret) if secret else None
+            values["sealed_secret"] = None
+            if secret:
+                key = self.key_ring.data_key(customer_id, create=True)
+                if key is None:
+                    raise ConflictError(
+                        "customer is erased: its record can no longer change", field="erased"
+                    )
+                values["sealed_secret"] = key.seal(secret)
         return values
+
+
+class _AlreadyErasedError(Exception):
+    def __init__(self, customer: Customer) -> None:
+        super().__init__(customer.id)
+        self.customer = customer
 
 
 def _unique_values(profile: Profile, customer_number: int | None) -> dict[str, str | int]:

@@ -14,6 +14,12 @@ from uuid import UUID, uuid4
 
 from domain.base import TracedAggregate
 from domain.errors import ConflictError, ImmutableFieldError, NotFoundError, RuleViolationError
+from domain.personal_data import (
+    ADDRESS_FIELDS,
+    CONTACT_FIELDS,
+    PROFILE_FIELDS,
+    redacted,
+)
 from domain.values import (
     ADDRESS_KINDS,
     Address,
@@ -45,6 +51,8 @@ class Customer(TracedAggregate):
         """Soft-deleted: hidden from search, kept with its history."""
         blocked: bool
         """Blocked customers cannot log in to the portal."""
+        erased: bool
+        """Erased (GDPR): personal data redacted for good, no more changes."""
         block_reason: str | None
         notes: dict[UUID, Note]
         contacts: dict[UUID, Contact]
@@ -67,7 +75,7 @@ class Customer(TracedAggregate):
         def apply(self, customer: Customer) -> None:
             customer.customer_number = self.customer_number
             customer.profile = self.profile
-            customer.deleted = customer.blocked = False
+            customer.deleted = customer.blocked = customer.erased = False
             customer.block_reason = None
             customer.notes, customer.contacts, customer.systems = {}, {}, {}
             customer.addresses = {a.address_id: a for a in self.addresses}
@@ -177,12 +185,46 @@ class Customer(TracedAggregate):
         def apply(self, customer: Customer) -> None:
             customer.blocked, customer.block_reason = False, None
 
+    class Erased(TracedAggregate.Event):
+        """The customer's data key was destroyed: its personal data is unreadable everywhere."""
+
+        def apply(self, customer: Customer) -> None:
+            # The events before this one read redacted once the key is gone; this makes the
+            # state redacted at once too, in a process that still holds the key in memory.
+            customer.erased = True
+            customer.profile = redacted(customer.profile, PROFILE_FIELDS)
+            customer.addresses = {
+                i: redacted(a, ADDRESS_FIELDS) for i, a in customer.addresses.items()
+            }
+            customer.contacts = {
+                i: redacted(c, CONTACT_FIELDS) for i, c in customer.contacts.items()
+            }
+            customer.notes = {i: dataclasses.replace(n, text="") for i, n in customer.notes.items()}
+            customer.systems = {
+                i: dataclasses.replace(
+                    s, ip_address=None, login=None, notes=None, sealed_secret=None
+                )
+                for i, s in customer.systems.items()
+            }
+            if customer.key_custody is not None:
+                customer.key_custody = dataclasses.replace(customer.key_custody, location=None)
+            customer.block_reason = None
+            customer.credits = [dataclasses.replace(c, reason="") for c in customer.credits]
+
+    def erase(self) -> bool:
+        """Record the erasure; False (and nothing recorded) when already erased."""
+        if self.erased:
+            return False
+        self.trigger_event(self.Erased)
+        return True
+
     def delete(self) -> None:
         """Hide the customer from search; everything is kept and can be restored."""
         self._check_not_deleted()
         self.trigger_event(self.Deleted)
 
     def restore(self) -> None:
+        self._check_not_erased()
         if not self.deleted:
             raise ConflictError("customer is not deleted", field="deleted")
         self.trigger_event(self.Restored)
@@ -327,6 +369,23 @@ class Customer(TracedAggregate):
             self.trigger_event(self.SystemChanged, system_id=system_id, changes=changed)
         return sorted(changed)
 
+    class SecretRevealed(TracedAggregate.Event):
+        """Someone (the event's actor) was shown an equipment secret; the secret is not here."""
+
+        system_id: UUID
+
+        def apply(self, customer: Customer) -> None:
+            pass
+
+    def reveal_secret(self, system_id: UUID) -> str:
+        """Record that the actor is shown the system's secret; returns it, still sealed."""
+        self._check_not_erased()
+        system = _require_part(self.systems, "system", system_id)
+        if system.sealed_secret is None:
+            raise NotFoundError("secret of system", system_id)
+        self.trigger_event(self.SecretRevealed, system_id=system_id)
+        return system.sealed_secret
+
     def remove_system(self, system_id: UUID) -> None:
         self._check_not_deleted()
         _require_part(self.systems, "system", system_id)
@@ -390,7 +449,14 @@ class Customer(TracedAggregate):
 
     # ---- helpers ------------------------------------------------------------------------
 
+    def _check_not_erased(self) -> None:
+        if self.erased:
+            raise ConflictError(
+                "customer is erased: its record can no longer change", field="erased"
+            )
+
     def _check_not_deleted(self) -> None:
+        self._check_not_erased()
         if self.deleted:
             raise ConflictError("customer is deleted; restore it first", field="deleted")
 

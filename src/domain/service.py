@@ -10,14 +10,17 @@ import itertools
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from uuid import UUID
 
-from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.persistence import JSONTranscoder, Mapper
 
 from domain.appointment_commands import AppointmentCommands
 from domain.customer_commands import CustomerCommands
+from domain.key_ring import InMemoryKeyRing, KeyRing
 from domain.passwords import PasswordHasher
 from domain.portal_commands import PortalCommands
 from domain.sealing import SecretSealer
+from domain.shredding import ShreddingMapper
 from domain.ticket_commands import TicketCommands
 from domain.transcodings import TRANSCODINGS
 from domain.write_path import Idempotency, Receipt
@@ -57,7 +60,11 @@ class CustomerService(CustomerCommands, AppointmentCommands, TicketCommands, Por
         newsletter_default: bool = True,
         clock: Callable[[], datetime] | None = None,
         password_hasher: PasswordHasher | None = None,
+        key_ring: KeyRing | None = None,
     ) -> None:
+        # Before the library's constructor: it builds the mapper, which needs the keys.
+        self.key_ring = key_ring or InMemoryKeyRing()
+        """Each customer's data key: personal data and equipment secrets are sealed with it."""
         super().__init__(env)
         self.sealer = sealer
         self.next_customer_number = next_customer_number or _Counter()
@@ -67,6 +74,14 @@ class CustomerService(CustomerCommands, AppointmentCommands, TicketCommands, Por
         self.clock = clock or _utc_now
         """Now, for rules such as "no reschedule after the start"; tests move it."""
         self.password_hasher = password_hasher or PasswordHasher()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return ShreddingMapper(
+            self.construct_transcoder(),
+            self.key_ring,
+            cipher=self.factory.cipher(),
+            compressor=self.factory.compressor(),
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -23,6 +23,8 @@ from eventsourcing.persistence import IntegrityError
 from domain.errors import ConflictError, DomainError, NotFoundError, VersionMismatchError
 from domain.group_commit import GroupCommit
 from domain.idempotency import IdempotentRequest
+from domain.key_ring import KeyRing
+from domain.personal_data import personal_subject
 
 __all__ = ["Change", "Idempotency", "Receipt", "WritePath"]
 
@@ -68,9 +70,11 @@ class Change:
 class WritePath(Application[UUID]):
     """An application whose commands go through `execute`."""
 
+    key_ring: KeyRing
+
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
-        self.group_commit = GroupCommit(self.save)
+        self.group_commit = GroupCommit(self._save_with_keys)
         # Commands on one aggregate take turns inside this process, so a hot customer
         # costs waiting instead of failed attempts; across processes the event store's
         # version check still decides.
@@ -127,6 +131,14 @@ class WritePath(Application[UUID]):
             position = max((r.notification.id for r in recordings), default=0)
             return Receipt(change.aggregate_id, change.version, position, change.result)
         raise ConflictError("the customer kept changing while this command ran; try again")
+
+    def _save_with_keys(self, *events: Any) -> Any:
+        """Save, after fetching (or creating) the data keys of every customer whose personal
+        data the events hold: one look-up per group of commands, none per event."""
+        subjects = {s for s in map(personal_subject, events) if s is not None}
+        if subjects:
+            self.key_ring.prepare(subjects)
+        return self.save(*events)
 
     def _earlier_outcome(self, idempotency: Idempotency) -> Receipt | None:
         try:

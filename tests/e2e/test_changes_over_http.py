@@ -217,8 +217,9 @@ async def test_system_secret_is_write_only_and_sealed_in_the_event_store(
         )
         stored = b"".join(bytes(row["state"]) for row in cursor.fetchall())
     assert secret.encode() not in stored
-    sealed = service.get_customer(__import__("uuid").UUID(cid)).systems
-    assert [service.unseal(s.sealed_secret) for s in sealed.values()] == [secret]
+    customer_id = __import__("uuid").UUID(cid)
+    sealed = service.get_customer(customer_id).systems
+    assert [service.unseal(customer_id, s.sealed_secret) for s in sealed.values()] == [secret]
 
 
 async def test_event_stream_pages_with_actor_correlation_and_positions(

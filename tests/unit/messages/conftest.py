@@ -68,6 +68,7 @@ def full_life(service: CustomerService) -> str:
     service.change_system(
         customer_id, system_id, {"secret": secret + "2"}, expected_version=customer.version
     )
+    service.reveal_secret(customer_id, system_id)
     service.hand_keys_to(customer_id, "staff-7", "safe 2")
     service.set_custom_price(customer_id, "svc-1", Decimal("99.90"))
     service.add_credit(customer_id, Decimal("5.00"), "goodwill")
@@ -81,6 +82,9 @@ def full_life(service: CustomerService) -> str:
     version = service.remove_address(customer_id, address_id, expected_version=version).version
     version = service.delete_customer(customer_id, expected_version=version).version
     service.restore_customer(customer_id, expected_version=version)
+    # Erasure ends a life: a second customer's, so the first one's events stay readable.
+    erased = service.register_customer({"first_name": "Eve", "email": "eve@example.com"})
+    service.erase_customer(erased.aggregate_id, expected_version=erased.version)
     return secret
 
 
