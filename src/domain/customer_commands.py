@@ -162,7 +162,9 @@ class CustomerCommands(WritePath):
                 raise _AlreadyErasedError(fresh)
             held = _unique_values(fresh.profile, None)  # the number stays taken for good
             fresh.erase()
-            releases = [self._release(name, value, fresh.id) for name, value in held.items()]
+            releases: list[Aggregate] = [
+                self._release(name, value, fresh.id) for name, value in held.items()
+            ]
             change = self._changed(fresh, releases)
             change.result["erased"] = True
             return change

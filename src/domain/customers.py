@@ -384,7 +384,8 @@ class Customer(TracedAggregate):
         if system.sealed_secret is None:
             raise NotFoundError("secret of system", system_id)
         self.trigger_event(self.SecretRevealed, system_id=system_id)
-        return system.sealed_secret
+        sealed: str = system.sealed_secret
+        return sealed
 
     def remove_system(self, system_id: UUID) -> None:
         self._check_not_deleted()

@@ -43,7 +43,7 @@ class UnreadablePersonalDataError(Exception):
 class DataKey:
     """One subject's AES-256-GCM key; the subject's id is bound into every ciphertext."""
 
-    __slots__ = ("_aead", "_aad", "subject_id")
+    __slots__ = ("_aad", "_aead", "subject_id")
 
     def __init__(self, subject_id: UUID, key: bytes) -> None:
         self.subject_id = subject_id

@@ -42,8 +42,8 @@ from uuid import UUID
 __all__ = [
     "ADDRESS_FIELDS",
     "CONTACT_FIELDS",
-    "PROFILE_FIELDS",
     "EQUIPMENT_FIELDS",
+    "PROFILE_FIELDS",
     "Each",
     "Spec",
     "Whole",

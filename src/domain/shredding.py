@@ -51,7 +51,7 @@ class ShreddingMapper(Mapper[Any]):
         if spec is None:
             return super().to_stored_event(domain_event)
         state = dict(vars(domain_event))
-        subject = subject_of(type(domain_event), state, domain_event.originator_id)
+        subject = subject_of(type(domain_event), state, cast(Any, domain_event.originator_id))
         personal = split(spec, state)
         if personal and subject is not None:
             key = self.key_ring.data_key(subject, create=True)
