@@ -71,7 +71,7 @@ class ShreddingMapper(Mapper[Any]):
         """Decode a page of events, fetching the keys of all their customers at once."""
         decoded = [self._decoded(s) for s in stored_events]
         subjects = {
-            subject_of(cls, state, s.originator_id)
+            subject_of(cls, state, cast(Any, s.originator_id))
             for (cls, state), s in zip(decoded, stored_events, strict=True)
             if PERSONAL_STATE in state
         }
