@@ -9,7 +9,9 @@ each a real process with the environment `customers run` builds, logging to a fi
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import secrets
 import shutil
 import signal
@@ -109,6 +111,9 @@ def start_system() -> Iterator[System]:
                     "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
                     "secret_key": SecretStr(Fernet.generate_key().decode()),
                     "notification_key": SecretStr(Fernet.generate_key().decode()),
+                    "key_encryption_key": SecretStr(
+                        base64.urlsafe_b64encode(os.urandom(32)).decode()
+                    ),
                     "http_host": _LOOPBACK,
                     "http_port": _free_port(),
                 }

@@ -8,6 +8,7 @@ parallel runs against one shared Postgres never see each other's tables.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -94,8 +95,14 @@ def db_schema(database_url: str) -> Iterator[str]:
     drop_schema(database_url, schema)
 
 
+@pytest.fixture(scope="session")
+def key_encryption_key() -> str:
+    """One key-encryption key per session: the session's schema holds keys wrapped by it."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> MakeSettings:
+def make_settings(tmp_path: Path, key_encryption_key: str) -> MakeSettings:
     """A factory of `Settings` from keyword arguments only, with fresh secrets by default."""
 
     def make(**values: Any) -> Settings:
@@ -104,6 +111,7 @@ def make_settings(tmp_path: Path) -> MakeSettings:
             "jwt_secret": secrets.token_urlsafe(32),
             "secret_key": Fernet.generate_key().decode(),
             "notification_key": Fernet.generate_key().decode(),
+            "key_encryption_key": key_encryption_key,
             "log_format": "console",
         }
         return ExplicitSettings(**{**defaults, **values})

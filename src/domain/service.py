@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import JSONTranscoder, Mapper
+from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 
 from domain.appointment_commands import AppointmentCommands
 from domain.customer_commands import CustomerCommands
@@ -81,6 +82,13 @@ class CustomerService(CustomerCommands, AppointmentCommands, TicketCommands, Por
             self.key_ring,
             cipher=self.factory.cipher(),
             compressor=self.factory.compressor(),
+        )
+
+    def decoded(self, notifications: Sequence[Notification]) -> list[tuple[int, Any]]:
+        """A page of the log as (position, event), with one key look-up for its customers."""
+        mapper: ShreddingMapper = self.mapper  # type: ignore[assignment]
+        return list(
+            zip((n.id for n in notifications), mapper.to_domain_events(notifications), strict=True)
         )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

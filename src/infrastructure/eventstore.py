@@ -11,12 +11,18 @@ import threading
 from typing import Any
 from uuid import UUID
 
+import structlog
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
+from infrastructure.data_keys import (
+    LostKeyEncryptionKeyError,
+    PostgresKeyRing,
+    decode_key_encryption_key,
+)
 from infrastructure.database import ensure_schema, parse_database_url, postgres_env
 from infrastructure.hash_chain import ChainedRecorder, chain_key, install_chain
 from infrastructure.imports import create_import_tables
@@ -31,6 +37,7 @@ __all__ = [
 ]
 
 _NUMBER_SEQUENCES = ("customer_number_seq", "ticket_number_seq")
+_log = structlog.get_logger("infrastructure.eventstore")
 
 
 class NumberSequence:
@@ -69,6 +76,10 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
         raise ValueError("CUSTOMERS_DATABASE_URL is not set (customers run sets it in local mode)")
     if settings.secret_key is None:
         raise ValueError("CUSTOMERS_SECRET_KEY is not set (customers run sets it in local mode)")
+    if settings.key_encryption_key is None:
+        raise ValueError(
+            "CUSTOMERS_KEY_ENCRYPTION_KEY is not set (customers run sets it in local mode)"
+        )
     env = postgres_env(
         settings.database_url,
         settings.db_schema,
@@ -84,8 +95,13 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
     env["POSTGRES_CONNECT_TIMEOUT"] = "1"
     # No pre-ping (a round trip per checkout): a connection broken by a database restart
     # fails its statement, and the recorder's own retry takes a fresh one.
+    key_ring = PostgresKeyRing(
+        settings.db_schema,
+        decode_key_encryption_key(settings.key_encryption_key.get_secret_value()),
+    )
     service = CustomerService(
         env,
+        key_ring=key_ring,
         sealer=SecretSealer(settings.secret_key.get_secret_value()),
         phone_region=settings.default_phone_region,
         newsletter_default=settings.newsletter_default,
@@ -95,6 +111,16 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
     )
     service.next_ticket_number = NumberSequence(service, settings.db_schema, "ticket_number_seq")
     recorder(service).chain_key = chain_key(settings.audit_key, settings.secret_key)
+    # The keys live beside the events, on the same pool, which the service has just made.
+    key_ring.bind(service.recorder.datastore)  # type: ignore[attr-defined]
+    if not create_tables:
+        try:
+            key_ring.check_key_encryption_key()
+        except LostKeyEncryptionKeyError:
+            service.close()
+            raise
+        except Exception as error:  # the database is down: checked before the first key use
+            _log.warning("key_encryption_key_not_checked", error=str(error))
     return service
 
 
@@ -112,6 +138,9 @@ def migrate_event_store(settings: Settings) -> None:
     ensure_schema(settings.database_url, settings.db_schema)
     service = build_service(settings, create_tables=True)
     try:
+        assert isinstance(service.key_ring, PostgresKeyRing)
+        service.key_ring.migrate()
+        service.key_ring.check_key_encryption_key()
         with service.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
             for sequence in _NUMBER_SEQUENCES:
                 cursor.execute(

@@ -8,6 +8,7 @@ gateway of that database must share the same secrets, so they have to be given.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import secrets
@@ -17,9 +18,13 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from infrastructure.data_keys import decode_key_encryption_key
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError
 
 __all__ = ["secrets_dir", "with_local_secrets"]
+
+_REQUIRED = ("jwt_secret", "secret_key", "key_encryption_key")
+"""What every process needs, so must be given with a database URL (production)."""
 
 
 def secrets_dir(data_dir: Path) -> Path:
@@ -28,14 +33,14 @@ def secrets_dir(data_dir: Path) -> Path:
 
 
 def with_local_secrets(settings: Settings) -> Settings:
-    """`settings` with `jwt_secret`, `secret_key` and `notification_key` filled: as given,
-    else from the data folder.
+    """`settings` with `jwt_secret`, `secret_key`, `notification_key` and
+    `key_encryption_key` filled: as given, else from the data folder.
 
-    Raises `SettingsError` when a database URL is configured and the JWT secret or the
-    secret key is missing; the notification key is checked by the relay, the one process
-    that needs it.
+    Raises `SettingsError` when a database URL is configured and the JWT secret, the
+    secret key or the key-encryption key is missing; the notification key is checked by
+    the relay, the one process that needs it.
     """
-    missing = [name for name in ("jwt_secret", "secret_key") if getattr(settings, name) is None]
+    missing = [name for name in _REQUIRED if getattr(settings, name) is None]
     if settings.database_url is not None:
         if missing:
             raise SettingsError(
@@ -66,6 +71,17 @@ def with_local_secrets(settings: Settings) -> Settings:
         updates["notification_key"] = SecretStr(
             _read_or_create(folder / "notification_key", lambda: Fernet.generate_key().decode())
         )
+    if settings.key_encryption_key is None:
+        path = folder / "key_encryption_key"
+        kek = _read_or_create(path, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
+        try:
+            decode_key_encryption_key(kek)
+        except ValueError:
+            raise SettingsError(
+                f"{path}: is not a key-encryption key; restore it from a backup"
+                " (without it no customer's personal data can be read)"
+            ) from None
+        updates["key_encryption_key"] = SecretStr(kek)
     return settings.model_copy(update=updates)
 
 

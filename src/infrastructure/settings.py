@@ -34,7 +34,9 @@ _SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")
 
 
 # Fields whose value must never be echoed back in an error message.
-_SECRET_FIELDS = frozenset({"jwt_secret", "secret_key", "notification_key", "audit_key"})
+_SECRET_FIELDS = frozenset(
+    {"jwt_secret", "secret_key", "notification_key", "audit_key", "key_encryption_key"}
+)
 # URLs are shown with their password masked.
 _URL_FIELDS = frozenset({"database_url", "nats_url"})
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
@@ -79,6 +81,9 @@ class Settings(BaseSettings):
     audit_key: Annotated[SecretStr, Field(min_length=32)] | None = None
     """HMAC key of the events' hash chain (tamper evidence); unset: derived from `secret_key`.
     Changing it makes every event written before fail verification."""
+    key_encryption_key: SecretStr | None = None
+    """Wraps every customer's data key (32 bytes, url-safe base64); generated into
+    `data_dir` in local mode. Losing it loses all personal data: keep it apart from backups."""
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
     db_schema: str = "customers"
@@ -139,6 +144,21 @@ class Settings(BaseSettings):
                     "should be a Fernet key: 32 bytes in url-safe base64"
                     " (make one with: python -c 'from cryptography.fernet import Fernet;"
                     " print(Fernet.generate_key().decode())')"
+                ) from None
+        return value
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _check_key_encryption_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from infrastructure.data_keys import decode_key_encryption_key
+
+            try:
+                decode_key_encryption_key(value.get_secret_value())
+            except ValueError as error:
+                raise ValueError(
+                    f"{error} (make one with: python -c 'import base64, os;"
+                    " print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
                 ) from None
         return value
 

@@ -36,7 +36,7 @@ class LogReader:
     def __init__(self, service: CustomerService, wants: Callable[[type[Any]], bool]) -> None:
         recorder: Any = service.recorder
         self._datastore = recorder.datastore
-        self._mapper = service.mapper
+        self._decoded = service.decoded
         self._wants = wants
         self._decided: dict[str, bool] = {}
         self._ignored: list[str] = []
@@ -66,22 +66,24 @@ class LogReader:
             rows = cursor.fetchall()
         if not rows:
             return None
-        decided, to_domain_event = self._decided, self._mapper.to_domain_event
-        batch = []
+        decided = self._decided
+        wanted_rows = []
         for position, originator_id, version, topic, state in rows:
             wanted = decided.get(topic)
             if wanted is None:
                 wanted = decided[topic] = self._decide(topic)
             if wanted:
-                stored = Notification(
-                    id=position,
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=topic,
-                    state=bytes(state),
+                wanted_rows.append(
+                    Notification(
+                        id=position,
+                        originator_id=originator_id,
+                        originator_version=version,
+                        topic=topic,
+                        state=bytes(state),
+                    )
                 )
-                batch.append((position, to_domain_event(stored)))
-        return rows[-1][0], batch
+        # Decoded together: one look-up of the page's customers' data keys.
+        return rows[-1][0], self._decoded(wanted_rows) if wanted_rows else []
 
     def _decide(self, topic: str) -> bool:
         try:

@@ -201,6 +201,7 @@ def migrate_database(settings: Settings) -> None:
 def child_environment(settings: Settings) -> dict[str, str]:
     """This process's environment with the resolved URLs and secrets, for the children."""
     assert settings.jwt_secret is not None and settings.secret_key is not None
+    assert settings.key_encryption_key is not None
     assert settings.database_url is not None and settings.nats_url is not None
     return {
         **os.environ,
@@ -208,6 +209,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
         f"{ENV_PREFIX}NATS_URL": settings.nats_url,
         f"{ENV_PREFIX}JWT_SECRET": settings.jwt_secret.get_secret_value(),
         f"{ENV_PREFIX}SECRET_KEY": settings.secret_key.get_secret_value(),
+        f"{ENV_PREFIX}KEY_ENCRYPTION_KEY": settings.key_encryption_key.get_secret_value(),
         f"{ENV_PREFIX}DB_SCHEMA": settings.db_schema,
         **(
             {f"{ENV_PREFIX}NOTIFICATION_KEY": settings.notification_key.get_secret_value()}

@@ -178,7 +178,7 @@ class Follower:
         )
         if not notifications:
             return None
-        batch = [(n.id, self.service.mapper.to_domain_event(n)) for n in notifications]
+        batch = self.service.decoded(notifications)
         self.sink.process(batch)
         return notifications[-1].id, batch
 

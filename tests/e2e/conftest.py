@@ -25,7 +25,9 @@ Bearer = Callable[..., dict[str, str]]
 
 
 @pytest.fixture(scope="session")
-def api_settings(database_url: str, nats_url: str, db_schema: str) -> Settings:
+def api_settings(
+    database_url: str, nats_url: str, db_schema: str, key_encryption_key: str
+) -> Settings:
     """Settings for the session's servers, its own schema and fresh secrets."""
     return Settings(
         database_url=database_url,
@@ -34,6 +36,7 @@ def api_settings(database_url: str, nats_url: str, db_schema: str) -> Settings:
         jwt_secret=secrets.token_urlsafe(32),
         secret_key=Fernet.generate_key().decode(),
         notification_key=Fernet.generate_key().decode(),
+        key_encryption_key=key_encryption_key,
         log_format="console",
     )
 

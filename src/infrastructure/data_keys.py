@@ -1,0 +1,223 @@
+"""The customers' data keys in PostgreSQL, each wrapped by the key-encryption key.
+
+`<schema>.data_keys` holds one row per customer: its data key encrypted (AES-256-GCM, the
+customer's id bound in) with the key-encryption key of `CUSTOMERS_KEY_ENCRYPTION_KEY`,
+which is never stored in the database. Erasing a customer sets its row's key to NULL: the
+row stays as a tombstone, so no later event can create a new key for an erased customer.
+A backup of the database alone reads nothing personal; one taken before an erasure still
+holds the key until it expires (keep backups' retention within what the law allows).
+
+A check row (the nil subject) holds a known value wrapped with the key-encryption key the
+table was created with: `check_key_encryption_key` refuses to start a process with
+another one, which would otherwise write events that no one could read together with the
+old ones.
+
+Unwrapped keys are cached per process: a live key for `cache_seconds` (so another
+process's erasure is seen within that time), a destroyed one for good. `prepare` fetches
+(or creates) every missing key of a save or a page of the log in ONE statement.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg import sql
+
+from domain.key_ring import DataKey, KeyRing
+from infrastructure.settings import SettingsError
+
+__all__ = [
+    "KEY_ENCRYPTION_KEY_BYTES",
+    "LostKeyEncryptionKeyError",
+    "PostgresKeyRing",
+    "decode_key_encryption_key",
+]
+
+KEY_ENCRYPTION_KEY_BYTES = 32
+TABLE = "data_keys"
+_CHECK_SUBJECT = UUID(int=0)
+_CHECK_VALUE = b"customers data keys"
+_NONCE_BYTES = 12
+_VARIABLE = "CUSTOMERS_KEY_ENCRYPTION_KEY"
+
+
+class LostKeyEncryptionKeyError(SettingsError):
+    """The configured key-encryption key does not open the stored data keys."""
+
+
+def decode_key_encryption_key(text: str) -> bytes:
+    """The key from its setting: 32 bytes in (url-safe) base64; ValueError otherwise."""
+    try:
+        key = base64.urlsafe_b64decode(text.strip().encode())
+    except ValueError:
+        raise ValueError("should be 32 bytes in url-safe base64") from None
+    if len(key) != KEY_ENCRYPTION_KEY_BYTES:
+        raise ValueError(f"should be {KEY_ENCRYPTION_KEY_BYTES} bytes in url-safe base64")
+    return key
+
+
+class PostgresKeyRing(KeyRing):
+    """Data keys in `<schema>.data_keys`, wrapped by the key-encryption key."""
+
+    def __init__(
+        self,
+        schema: str,
+        key_encryption_key: bytes,
+        *,
+        datastore: Any = None,
+        cache_seconds: float = 60.0,
+        cache_size: int = 100_000,
+    ) -> None:
+        self._datastore = datastore
+        self._schema = schema
+        self._table = sql.Identifier(schema, TABLE)
+        self._kek = AESGCM(key_encryption_key)
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
+        self._cache: OrderedDict[UUID, tuple[DataKey | None, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._checked = False
+
+    # ---- set-up ------------------------------------------------------------------------
+
+    def bind(self, datastore: Any) -> None:
+        """Use this connection pool (the event store's, made after the mapper needs the ring)."""
+        self._datastore = datastore
+
+    def migrate(self) -> None:
+        """Create the table and its check row (the migrate step)."""
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (subject_id uuid PRIMARY KEY,"
+                    " wrapped_key bytea, created_at timestamptz NOT NULL DEFAULT now(),"
+                    " destroyed_at timestamptz)"
+                ).format(self._table)
+            )
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (subject_id, wrapped_key) VALUES (%s, %s)"
+                    " ON CONFLICT (subject_id) DO NOTHING"
+                ).format(self._table),
+                (_CHECK_SUBJECT, self._wrap(_CHECK_SUBJECT, _CHECK_VALUE)),
+            )
+
+    def check_key_encryption_key(self) -> None:
+        """Raise LostKeyEncryptionKeyError unless the configured key opens the table's keys."""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                sql.SQL("SELECT wrapped_key FROM {} WHERE subject_id = %s").format(self._table),
+                (_CHECK_SUBJECT,),
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return  # not migrated yet: the migrate step wraps the check with this key
+        try:
+            ok = self._unwrap(_CHECK_SUBJECT, bytes(row["wrapped_key"])) == _CHECK_VALUE
+        except InvalidTag:
+            ok = False
+        if not ok:
+            raise LostKeyEncryptionKeyError(
+                f"{_VARIABLE}: does not open the data keys in {self._schema}.{TABLE} (they were"
+                " wrapped with another key); restore that key: starting with this one would"
+                " write personal data no one could read with the data already stored"
+            )
+        self._checked = True
+
+    # ---- KeyRing -----------------------------------------------------------------------
+
+    def data_key(self, subject_id: UUID, *, create: bool = False) -> DataKey | None:
+        found, key = self._cached(subject_id)
+        if found:
+            return key
+        if create:
+            self.prepare([subject_id])
+        else:
+            self._fetch([subject_id], create=False)
+        return self._cached(subject_id)[1]
+
+    def prepare(self, subject_ids: Iterable[UUID]) -> None:
+        missing = [s for s in set(subject_ids) if not self._cached(s)[0]]
+        if missing:
+            self._fetch(missing, create=True)
+
+    def destroy(self, subject_id: UUID) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {0} (subject_id, wrapped_key, destroyed_at)"
+                    " VALUES (%s, NULL, now())"
+                    " ON CONFLICT (subject_id) DO UPDATE SET wrapped_key = NULL,"
+                    " destroyed_at = coalesce({0}.destroyed_at, now())"
+                ).format(self._table),
+                (subject_id,),
+            )
+        self._remember(subject_id, None)
+
+    # ---- storage and cache --------------------------------------------------------------
+
+    def _fetch(self, subject_ids: list[UUID], *, create: bool) -> None:
+        """One statement: insert new keys for those without a row (if `create`), read all."""
+        if not self._checked:  # the start-up check could not reach the database
+            self.check_key_encryption_key()
+        if create:
+            new = {s: self._wrap(s, DataKey.generate()) for s in subject_ids}
+            statement = sql.SQL(
+                "WITH new AS (INSERT INTO {0} (subject_id, wrapped_key)"
+                " SELECT * FROM unnest(%s::uuid[], %s::bytea[])"
+                " ON CONFLICT (subject_id) DO NOTHING RETURNING subject_id, wrapped_key)"
+                " SELECT subject_id, wrapped_key FROM new UNION ALL"
+                " SELECT subject_id, wrapped_key FROM {0} WHERE subject_id = ANY(%s::uuid[])"
+            ).format(self._table)
+            parameters: tuple[Any, ...] = (list(new), list(new.values()), subject_ids)
+        else:
+            statement = sql.SQL(
+                "SELECT subject_id, wrapped_key FROM {} WHERE subject_id = ANY(%s::uuid[])"
+            ).format(self._table)
+            parameters = (subject_ids,)
+        with self._datastore.transaction(commit=create) as cursor:
+            cursor.execute(statement, parameters)
+            rows = cursor.fetchall()
+        for row in rows:
+            wrapped = row["wrapped_key"]
+            key = (
+                None
+                if wrapped is None
+                else DataKey(row["subject_id"], self._unwrap(row["subject_id"], bytes(wrapped)))
+            )
+            self._remember(row["subject_id"], key)
+
+    def _cached(self, subject_id: UUID) -> tuple[bool, DataKey | None]:
+        with self._lock:
+            entry = self._cache.get(subject_id)
+            if entry is None:
+                return False, None
+            key, expires = entry
+            if key is not None and expires < time.monotonic():
+                del self._cache[subject_id]
+                return False, None
+            self._cache.move_to_end(subject_id)
+            return True, key
+
+    def _remember(self, subject_id: UUID, key: DataKey | None) -> None:
+        with self._lock:
+            self._cache[subject_id] = (key, time.monotonic() + self._cache_seconds)
+            self._cache.move_to_end(subject_id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _wrap(self, subject_id: UUID, key: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._kek.encrypt(nonce, key, subject_id.bytes)
+
+    def _unwrap(self, subject_id: UUID, wrapped: bytes) -> bytes:
+        return self._kek.decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], subject_id.bytes)

@@ -1,0 +1,162 @@
+"""Data keys in PostgreSQL: wrapped by the key-encryption key, shared, destroyed for good."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from domain.service import CustomerService
+from infrastructure.data_keys import LostKeyEncryptionKeyError
+from infrastructure.database import drop_schema
+from infrastructure.eventstore import build_service, migrate_event_store
+from infrastructure.settings import Settings
+
+
+@pytest.fixture
+def own_settings(make_settings: Any, database_url: str, nats_url: str) -> Iterator[Settings]:
+    """Settings on a fresh schema of its own, migrated."""
+    settings: Settings = make_settings(
+        database_url=database_url, nats_url=nats_url, db_schema=f"k_{secrets.token_hex(5)}"
+    )
+    migrate_event_store(settings)
+    yield settings
+    drop_schema(database_url, settings.db_schema)
+
+
+@pytest.fixture
+def two_services(own_settings: Settings) -> Iterator[tuple[CustomerService, CustomerService]]:
+    """Two processes' worth of service on one schema: each with its own key cache."""
+    first, second = build_service(own_settings), build_service(own_settings)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def rows(service: CustomerService, statement: str, *args: Any) -> list[dict[str, Any]]:
+    schema = service.recorder.datastore.schema  # type: ignore[attr-defined]
+    with service.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(statement.format(schema=schema), args)
+        return list(cursor.fetchall())
+
+
+def test_a_registration_stores_a_wrapped_key_another_process_can_open(
+    two_services: tuple[CustomerService, CustomerService],
+) -> None:
+    """The key row is written with the registration; a second service reads the customer."""
+    first, second = two_services
+    customer_id = first.register_customer(
+        {"first_name": "Ada", "email": "ada@example.com"}
+    ).aggregate_id
+    (row,) = rows(first, "SELECT * FROM {schema}.data_keys WHERE subject_id = %s", customer_id)
+    key = first.key_ring.data_key(customer_id)
+    assert row["wrapped_key"] is not None and row["destroyed_at"] is None
+    assert key is not None
+    assert second.get_customer(customer_id).profile.email == "ada@example.com"
+    events = rows(
+        first, "SELECT state FROM {schema}.crm_events WHERE originator_id = %s", customer_id
+    )
+    assert b"ada@example.com" not in bytes(events[0]["state"])
+
+
+def test_concurrent_group_saves_give_every_customer_one_key(
+    two_services: tuple[CustomerService, CustomerService],
+) -> None:
+    """Forty registrations from two services at once: forty keys, every customer readable."""
+    first, second = two_services
+    with ThreadPoolExecutor(8) as pool:
+        receipts = list(
+            pool.map(
+                lambda i: (first, second)[i % 2].register_customer({"first_name": f"c{i}"}),
+                range(40),
+            )
+        )
+    ids = [r.aggregate_id for r in receipts]
+    keyed = rows(first, "SELECT subject_id FROM {schema}.data_keys WHERE subject_id = ANY(%s)", ids)
+    assert len(keyed) == 40
+    for index, customer_id in enumerate(ids):
+        reader = (second, first)[index % 2]
+        assert reader.get_customer(customer_id).profile.first_name == f"c{index}"
+
+
+def test_an_erasure_leaves_a_tombstone_no_process_can_read_past(
+    own_settings: Settings,
+) -> None:
+    """After the erasure the row has no key; a fresh process reads the customer redacted."""
+    service = build_service(own_settings)
+    try:
+        customer_id = service.register_customer({"first_name": "Ada"}).aggregate_id
+        service.erase_customer(customer_id, expected_version=1)
+        (row,) = rows(
+            service, "SELECT * FROM {schema}.data_keys WHERE subject_id = %s", customer_id
+        )
+        assert row["wrapped_key"] is None and row["destroyed_at"] is not None
+    finally:
+        service.close()
+    fresh = build_service(own_settings)
+    try:
+        customer = fresh.get_customer(customer_id)
+        assert customer.erased and customer.profile.first_name == ""
+        assert fresh.key_ring.data_key(customer_id, create=True) is None, "never a new key"
+    finally:
+        fresh.close()
+
+
+def test_another_key_encryption_key_stops_the_start_with_one_line(
+    own_settings: Settings,
+) -> None:
+    """A service started with a KEK other than the table's refuses, naming the setting."""
+    other = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    wrong = own_settings.model_copy(update={"key_encryption_key": _secret(other)})
+    with pytest.raises(LostKeyEncryptionKeyError) as refused:
+        build_service(wrong)
+    message = str(refused.value)
+    assert message.startswith("CUSTOMERS_KEY_ENCRYPTION_KEY: does not open the data keys")
+    assert "\n" not in message and other not in message
+
+
+def test_the_worker_process_exits_with_the_message_for_a_lost_key(
+    own_settings: Settings,
+) -> None:
+    """The gateway started with a wrong KEK prints one line and exits non-zero."""
+    assert own_settings.database_url is not None and own_settings.nats_url is not None
+    env = {
+        **os.environ,
+        "CUSTOMERS_DATABASE_URL": own_settings.database_url,
+        "CUSTOMERS_NATS_URL": own_settings.nats_url,
+        "CUSTOMERS_DB_SCHEMA": own_settings.db_schema,
+        "CUSTOMERS_HTTP_PORT": "1",
+        "CUSTOMERS_JWT_SECRET": secrets.token_urlsafe(32),
+        "CUSTOMERS_SECRET_KEY": _fernet(),
+        "CUSTOMERS_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("CUSTOMERS_KEY_ENCRYPTION_KEY: does not open the data keys")
+    assert "Traceback" not in done.stderr
+
+
+def _secret(value: str) -> Any:
+    from pydantic import SecretStr
+
+    return SecretStr(value)
+
+
+def _fernet() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
