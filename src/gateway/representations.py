@@ -24,7 +24,7 @@ def customer_out(customer: Customer) -> CustomerOut:
         deleted=customer.deleted,
         blocked=customer.blocked,
         block_reason=customer.block_reason,
-        erased=False,
+        erased=customer.erased,
         **customer.profile.as_dict(),
         notes=[dataclasses.asdict(n) for n in customer.notes_in_order()],
         contacts=[dataclasses.asdict(c) for c in customer.contacts.values()],

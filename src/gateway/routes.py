@@ -14,6 +14,7 @@ from gateway import (
     audit,
     customers,
     docs,
+    erasure,
     export,
     health,
     history,
@@ -43,6 +44,7 @@ def add_routes(app: web.Application) -> None:
     imports.add_routes(app)
     export.add_routes(app)
     customers.add_routes(app)
+    erasure.add_routes(app)
     appointments.add_routes(app)
     tickets.add_routes(app)
     portal.add_routes(app)

@@ -1,0 +1,84 @@
+"""GDPR erasure and the one way an equipment secret leaves the service: admin only.
+
+`POST /v1/customers/{id}/erase` destroys the customer's data key (crypto-shredding, see
+`domain.key_ring`) and records the erasure; a second erasure answers the same and changes
+nothing. `POST .../systems/{system_id}/reveal` shows one secret in clear and records who
+saw it; the answer is never stored (no Idempotency-Key record: it would keep the secret)
+and never cached.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from gateway.auth import requires
+from gateway.commands import answer, service_of
+from gateway.operations import operation
+from gateway.requests import command_headers, json_response, path_uuid, require_if_match
+from gateway.threads import run_sync
+
+__all__ = ["add_routes"]
+
+COMMAND_HEADERS = ("ETag", "X-Event-Position")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/customers/{id}/erase", erase_customer)
+    app.router.add_post("/v1/customers/{id}/systems/{part_id}/reveal", reveal_secret)
+
+
+class ErasedOut(BaseModel):
+    """The erased customer's id and version (an erasure repeated answers the same)."""
+
+    id: UUID
+    version: int
+    erased: bool
+
+
+class RevealedSecretOut(BaseModel):
+    """One equipment secret in clear; the customer's new version records who saw it."""
+
+    id: UUID
+    version: int
+    system_id: UUID
+    secret: str
+
+
+@operation(
+    "Erase a customer (GDPR): personal data becomes unreadable everywhere",
+    tag="customers",
+    responses={200: ErasedOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires("admin")
+async def erase_customer(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    expected = require_if_match(request)
+    receipt = await run_sync(
+        request, service_of(request).erase_customer, customer_id, expected_version=expected
+    )
+    return answer(receipt, ErasedOut)
+
+
+@operation(
+    "Reveal an equipment secret (recorded: who saw which system's secret)",
+    tag="customer parts",
+    responses={200: RevealedSecretOut},
+    response_headers=COMMAND_HEADERS,
+)
+@requires("admin")
+async def reveal_secret(request: web.Request) -> web.Response:
+    customer_id, system_id = path_uuid(request), path_uuid(request, "part_id")
+    receipt, secret = await run_sync(
+        request, service_of(request).reveal_secret, customer_id, system_id
+    )
+    body = RevealedSecretOut(
+        id=receipt.aggregate_id, version=receipt.version, system_id=system_id, secret=secret
+    )
+    headers = command_headers(version=receipt.version, position=receipt.position)
+    headers["Cache-Control"] = "no-store"
+    return json_response(body, headers=headers)
