@@ -119,7 +119,7 @@ def personal_fields() -> dict[type[Any], Spec]:
         Customer.KeyCustodyChanged: {"location": Whole()},
         Customer.CreditAdded: {"reason": Whole("")},
         Appointment.Booked: {"notes": Whole()},
-        Appointment.Cancelled: {"reason": Whole("")},
+        Appointment.Cancelled: {"reason": Whole()},
         Ticket.Opened: {"problem": Whole(""), "device": ("serial",)},
         Ticket.StatusChanged: {"note": Whole()},
         Ticket.Commented: {"text": Whole("")},

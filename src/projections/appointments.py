@@ -17,6 +17,7 @@ from uuid import UUID
 from psycopg import Cursor, sql
 
 from domain.appointments import Appointment
+from domain.customers import Customer
 from projections.base import ReadModel
 
 __all__ = ["COLUMNS", "AppointmentCriteria", "AppointmentsModel", "appointments_statement"]
@@ -46,6 +47,15 @@ class AppointmentsModel(ReadModel):
         return issubclass(event_class, Appointment.Booked) or event_class in _CHANGES
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
+        if isinstance(event, Customer.Erased):
+            # A cancellation's reason is the customer's words; times and staff are not.
+            cursor.execute(
+                sql.SQL("UPDATE {} SET cancel_reason = NULL WHERE customer_id = %s").format(
+                    self.table("appointments")
+                ),
+                (event.originator_id,),
+            )
+            return
         if isinstance(event, Appointment.Booked):
             cursor.execute(
                 sql.SQL(

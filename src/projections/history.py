@@ -12,7 +12,7 @@ Field names (the `field` of a change):
     custom_fields.<key>                    one custom field
     consent.newsletter, consent.promotional_sms
     customer_number                        (registration)
-    deleted, blocked, block_reason
+    deleted, blocked, block_reason, erased
     notes[<note_id>].text, .urgent
     contacts[<contact_id>].name, .role, .email, .phone
     addresses[<address_id>].kind, .line1, .line2, .city, .region, .postal_code, .country
@@ -20,6 +20,9 @@ Field names (the `field` of a change):
     key_custody.holder_staff_id, key_custody.location
     custom_prices.<service_id>
     credits[<credit_id>].amount, .reason
+
+An erasure (`erased: true`) nulls every `from` and `to` of the customer's earlier rows: what
+changed, when and by whom stays; the values do not.
 
 A key or service id is everything after the first dot of `custom_fields.` or
 `custom_prices.`. Values are JSON: times and dates as ISO strings, money and percentages as
@@ -67,7 +70,7 @@ Fields = dict[str, Any]
 _EMPTY_TYPES = frozenset({str, list, dict})
 _UNSET = object()
 _PLAIN = frozenset({str, bool, int})
-_UNSET_MEANS = {"deleted": False, "blocked": False}
+_UNSET_MEANS = {"deleted": False, "blocked": False, "erased": False}
 """Fields a registration does not list but that have a value from the start."""
 _PROFILE_RANK = {name: rank for rank, name in enumerate(Profile.field_names())}
 _CUSTOM_FIELDS = len("custom_fields.")
@@ -211,6 +214,10 @@ class HistoryModel(ReadModel):
     def _custom_price_set(self, event: Customer.CustomPriceSet, before: Fields) -> Fields:
         return {f"custom_prices.{event.service_id}": _json(event.price)}
 
+    @_records(Customer.Erased)
+    def _erased(self, event: Customer.Erased, before: Fields) -> Fields:
+        return {"erased": True}
+
     @_records(Customer.CreditAdded)
     def _credit_added(self, event: Customer.CreditAdded, before: Fields) -> Fields:
         prefix = f"credits[{event.credit_id}]."
@@ -237,6 +244,7 @@ class HistoryModel(ReadModel):
         snapshots = self._snapshots(cursor, known) if known else {}
         rows: list[tuple[Any, ...]] = []
         touched: dict[UUID, int] = {}
+        erased: dict[UUID, int] = {}
         for position, event, customer_id in subjects:
             if customer_id is None:
                 continue
@@ -245,6 +253,9 @@ class HistoryModel(ReadModel):
             if after is None:
                 continue
             changes = _apply_changes(before, after)
+            if type(event) is Customer.Erased:
+                erased[customer_id] = position
+                before.clear()  # what the customer's next events change "from": unknown
             rows.append(
                 (
                     position,
@@ -271,6 +282,22 @@ class HistoryModel(ReadModel):
             {"customer_id": c, "position": p, "fields": snapshots[c]} for c, p in touched.items()
         ]
         cursor.execute(self._upsert_snapshots, (orjson.dumps(snapshot_rows).decode(),))
+        if erased:
+            # What changed stays (who, when, which field); the values before go.
+            cursor.execute(
+                self._redact_rows,
+                (orjson.dumps([{"c": c, "p": p} for c, p in erased.items()]).decode(),),
+            )
+
+    @functools.cached_property
+    def _redact_rows(self) -> sql.Composed:
+        return sql.SQL(
+            "UPDATE {} AS h SET changes = (SELECT coalesce(jsonb_agg(jsonb_build_object("
+            "'field', item.change->'field', 'from', null, 'to', null)), '[]'::jsonb)"
+            " FROM jsonb_array_elements(h.changes) AS item(change))"
+            " FROM json_to_recordset(%s::json) AS e(c uuid, p bigint)"
+            " WHERE h.customer_id = e.c AND h.position < e.p"
+        ).format(self.table("history"))
 
     def _snapshots(self, cursor: Cursor[Any], customer_ids: Iterable[UUID]) -> dict[UUID, Fields]:
         # An array literal built here (psycopg's list adaptation costs more than the query)

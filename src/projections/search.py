@@ -55,6 +55,8 @@ _TYPES |= {"facets": "text[]"}
 """Column types other than text, for reading a batch's rows out of JSON."""
 
 Row = dict[str, Any]
+_ERASED = "_erased"
+"""Marks a row to delete rather than write back."""
 
 
 class MissingRowError(LookupError):
@@ -107,6 +109,16 @@ class SearchModel(ReadModel):
         return {row["id"]: row for row in cursor.fetchall()}
 
     def _save(self, cursor: Cursor[Any], rows: list[Row]) -> None:
+        erased = [row["id"] for row in rows if row.get(_ERASED)]
+        if erased:
+            # An erased customer is no longer found at all: its row goes.
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self.table("customers")),
+                (erased,),
+            )
+            rows = [row for row in rows if not row.get(_ERASED)]
+            if not rows:
+                return
         columns = (*_STORED, *_DERIVED)
         records = [{c: row[c] for c in _STORED} | _derived(row) for row in rows]
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -186,6 +198,7 @@ _CHANGES: dict[type, Callable[[Row, Any], None]] = {
     Customer.Restored: lambda row, _: row.update(deleted=False),
     Customer.Blocked: lambda row, _: row.update(blocked=True),
     Customer.Unblocked: lambda row, _: row.update(blocked=False),
+    Customer.Erased: lambda row, _: row.update({_ERASED: True}),
 }
 
 

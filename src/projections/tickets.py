@@ -16,6 +16,7 @@ from uuid import UUID
 
 from psycopg import Cursor, sql
 
+from domain.customers import Customer
 from domain.tickets import Ticket
 from projections.base import ReadModel
 
@@ -48,6 +49,15 @@ class TicketsModel(ReadModel):
         return issubclass(event_class, (Ticket.Opened, Ticket.StatusChanged, Ticket.Commented))
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
+        if isinstance(event, Customer.Erased):
+            # The device's serial is the customer's personal data; subject and status are not.
+            cursor.execute(
+                sql.SQL("UPDATE {} SET device_serial = NULL WHERE customer_id = %s").format(
+                    self.table("tickets")
+                ),
+                (event.originator_id,),
+            )
+            return
         values = {"id": event.originator_id, "at": event.timestamp}
         values["version"] = event.originator_version
         if isinstance(event, Ticket.Opened):

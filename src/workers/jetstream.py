@@ -13,6 +13,7 @@ filling nats-py's reconnect buffer with batches that will be retried anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
@@ -122,6 +123,13 @@ class JetStreamPublisher:
         """Publish in order and wait for every ack; raises PublishError if any is missing."""
         return self._run(self._publish(messages), self._connect_timeout + self._ack_timeout + 5)
 
+    def delete(self, sequences: Sequence[int]) -> None:
+        """Delete these messages from the stream (JetStream overwrites them on disk); one
+        already gone (deleted before, or aged out) is skipped."""
+        if sequences:
+            timeout = self._connect_timeout + self._ack_timeout + 0.05 * len(sequences) + 5
+            self._run(self._delete(sequences), timeout)
+
     def wait_connected(self, timeout: float) -> None:
         """Pause up to `timeout` seconds, less if NATS is (or comes back) connected."""
         self._connected.wait(timeout)
@@ -192,6 +200,12 @@ class JetStreamPublisher:
                 f" first {first.subject} {first.msg_id}: {reason!r}"
             )
         return list(results)  # type: ignore[arg-type]
+
+    async def _delete(self, sequences: Sequence[int]) -> None:
+        js = await self._jetstream()
+        for sequence in sequences:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_msg(STREAM, sequence)
 
     async def _jetstream(self) -> JetStreamContext:
         if self._client is None:

@@ -27,12 +27,14 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from psycopg import sql
 
+from domain.customers import Customer
 from domain.service import CustomerService
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError
 from projections.cloudevents import Outgoing, event_message
 from projections.notifications import Lookups, notification_messages
 from workers.jetstream import JetStreamPublisher
 from workers.relay_lookups import service_lookups
+from workers.stream_erasure import StreamErasure, customer_of
 
 __all__ = [
     "Publisher",
@@ -123,9 +125,19 @@ class RelayPositions:
             row = cursor.fetchone()
         return int(row["position"]) if row else 0
 
-    def save(self, relay: str, position: int, last_event_at: datetime | None = None) -> None:
-        """Record a published batch: its last position and when its newest event happened."""
+    def save(
+        self,
+        relay: str,
+        position: int,
+        last_event_at: datetime | None = None,
+        *,
+        also: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Record a published batch: its last position and when its newest event happened
+        (and whatever `also` writes, in the same transaction)."""
         with self._datastore.transaction(commit=True) as cursor:
+            if also is not None:
+                also(cursor)
             cursor.execute(
                 sql.SQL(
                     "INSERT INTO {0} (relay, position, last_event_at) VALUES (%s, %s, %s)"
@@ -149,6 +161,8 @@ class Relay:
     lookups: Lookups
     """What notification requests read besides the event (profiles, zone, link sealing)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    erasure: StreamErasure | None = None
+    """Deletes an erased customer's messages from the stream (`workers.stream_erasure`)."""
 
     def __post_init__(self) -> None:
         # The runner drops a failed sink and opens a new one without closing the old:
@@ -161,22 +175,36 @@ class Relay:
     def process(self, batch: Sequence[tuple[int, Any]]) -> None:
         """Publish the batch's messages, wait for every ack, then save its last position."""
         messages: list[Outgoing] = []
+        owners: list[UUID | None] = []  # the customer each message is about
         for position, event in batch:
             message = event_message(position, event)
             if message is not None:
                 messages.append(message)
             messages.extend(notification_messages(position, event, self.lookups))
-        if messages:
-            self._publish(messages, batch)
+            owners.extend([customer_of(event)] * (len(messages) - len(owners)))
+        acks = self._publish(messages, batch) if messages else []
         last = batch[-1][0]
-        self.positions.save(self.name, last, batch[-1][1].timestamp)
+        erasure, erased = (
+            self.erasure,
+            [(e.originator_id, p) for p, e in batch if isinstance(e, Customer.Erased)],
+        )
+        also = None
+        if erasure is not None:
+            sequences = [(o, int(a.seq)) for o, a in zip(owners, acks, strict=True) if o]
+
+            def also(cursor: Any) -> None:
+                erasure.record(cursor, sequences, erased)
+
+        self.positions.save(self.name, last, batch[-1][1].timestamp, also=also)
+        if erasure is not None and erased:
+            erasure.purge_pending()
         BACKLOG.labels(self.name).set(max(0, self.head() - last))
         OLDEST_UNPUBLISHED.labels(self.name).set(0)
 
     def close(self) -> None:
         self.publisher.close()
 
-    def _publish(self, messages: list[Outgoing], batch: Sequence[tuple[int, Any]]) -> None:
+    def _publish(self, messages: list[Outgoing], batch: Sequence[tuple[int, Any]]) -> Sequence[Any]:
         first, last = batch[0][0], batch[-1][0]
         started = time.monotonic()
         attempt = 0
@@ -229,6 +257,7 @@ class Relay:
                 positions=f"{first}-{last}",
                 duplicates=duplicates,
             )
+        return acks
 
     def _record_stall(self, first: int, first_time: datetime) -> None:
         with contextlib.suppress(Exception):  # the database may be down too: it can wait
@@ -257,10 +286,15 @@ def open_relay(settings: Settings, service: CustomerService) -> Relay:
     datastore = service.recorder.datastore  # type: ignore[attr-defined]
     positions = RelayPositions(datastore, settings.db_schema)
     positions.create_table()
+    publisher = JetStreamPublisher(settings.nats_url)
+    erasure = StreamErasure(datastore, settings.db_schema, publisher.delete)
+    erasure.create_tables()
+    erasure.purge_pending()  # an erasure a crash interrupted, done before anything else
     return Relay(
         name="relay",
-        publisher=JetStreamPublisher(settings.nats_url),
+        publisher=publisher,
         positions=positions,
         head=lambda: service.recorder.max_notification_id() or 0,
         lookups=service_lookups(service, settings.business_time_zone, notification_key),
+        erasure=erasure,
     )
