@@ -32,6 +32,7 @@ REQUIRED = {
     "CUSTOMERS_JWT_SECRET",
     "CUSTOMERS_SECRET_KEY",
     "CUSTOMERS_NOTIFICATION_KEY",
+    "CUSTOMERS_KEY_ENCRYPTION_KEY",
 }
 SETTINGS = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
 
@@ -203,13 +204,20 @@ def test_every_setting_is_a_real_one_and_secrets_come_from_the_environment(
             service.get("image") == compose["services"]["migrate"]["image"]
             and name != "nats-stream"
         ):
-            for needed in ("DATABASE_URL", "NATS_URL", "JWT_SECRET", "SECRET_KEY"):
+            for needed in (
+                "DATABASE_URL",
+                "NATS_URL",
+                "JWT_SECRET",
+                "SECRET_KEY",
+                "KEY_ENCRYPTION_KEY",
+            ):
                 assert f"{ENV_PREFIX}{needed}" in env, (name, needed)
         raw_env = environment(raw["services"][name])
         for secret in (
             "CUSTOMERS_JWT_SECRET",
             "CUSTOMERS_SECRET_KEY",
             "CUSTOMERS_NOTIFICATION_KEY",
+            "CUSTOMERS_KEY_ENCRYPTION_KEY",
         ):
             if secret in raw_env:
                 assert raw_env[secret].startswith("${" + secret + ":?"), "never a literal secret"

@@ -33,6 +33,7 @@ SECRET_ONLY = {
     "CUSTOMERS_JWT_SECRET",
     "CUSTOMERS_SECRET_KEY",
     "CUSTOMERS_NOTIFICATION_KEY",
+    "CUSTOMERS_KEY_ENCRYPTION_KEY",
 }
 SETTINGS = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
 

@@ -160,3 +160,33 @@ def _fernet() -> str:
     from cryptography.fernet import Fernet
 
     return Fernet.generate_key().decode()
+
+
+def test_a_group_save_of_new_customers_fetches_their_keys_in_one_statement(
+    own_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten registrations saved together cost one key look-up, not one per event."""
+    from domain.customers import Customer
+    from domain.values import Profile
+    from infrastructure.data_keys import PostgresKeyRing
+
+    service = build_service(own_settings)
+    try:
+        fetches: list[int] = []
+        original = PostgresKeyRing._fetch
+
+        def counted(self: PostgresKeyRing, subject_ids: list[Any], *, create: bool) -> None:
+            fetches.append(len(subject_ids))
+            original(self, subject_ids, create=create)
+
+        monkeypatch.setattr(PostgresKeyRing, "_fetch", counted)
+        customers = [
+            Customer.register(customer_number=9000 + i, profile=Profile(first_name=f"n{i}"))
+            for i in range(10)
+        ]
+        service.group_commit.save([e for c in customers for e in c.collect_events()])
+        assert fetches == [10]
+        assert service.get_customer(customers[3].id).profile.first_name == "n3"
+        assert fetches == [10], "reading back finds the key cached"
+    finally:
+        service.close()
