@@ -104,6 +104,8 @@ class PortalCommands(WritePath):
     ) -> Receipt:
         def attempt() -> Change:
             customer: Customer = self.load(customer_id, Customer, None)
+            if customer.erased:
+                raise ConflictError("customer is erased", field="erased")
             if customer.deleted:
                 raise ConflictError("customer is deleted; restore it first", field="deleted")
             if customer.blocked:

@@ -17,11 +17,13 @@ __all__ = ["active_customer", "load_for"]
 
 def active_customer(service: WritePath, customer_id: UUID) -> Customer:
     """The customer a new record is for: 422 when unknown (a field of the request, not the
-    resource asked for), 409 when deleted."""
+    resource asked for), 409 when deleted or erased."""
     try:
         customer: Customer = service.load(customer_id, Customer, None)
     except NotFoundError:
         raise RuleViolationError("customer_id", f"there is no customer {customer_id}") from None
+    if customer.erased:
+        raise ConflictError(f"customer {customer_id} is erased", field="customer_id")
     if customer.deleted:
         raise ConflictError(
             f"customer {customer_id} is deleted; restore it first", field="customer_id"

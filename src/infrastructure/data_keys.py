@@ -185,6 +185,11 @@ class PostgresKeyRing(KeyRing):
             ).format(self._table)
             parameters = (subject_ids,)
         with self._datastore.transaction(commit=create) as cursor:
+            if create:
+                # No flush of its own: the events that use these keys commit after this
+                # does, and their flush makes everything before it in the WAL durable too.
+                # A crash can lose new keys only together with the events that needed them.
+                cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute(statement, parameters)
             rows = cursor.fetchall()
         for row in rows:

@@ -210,3 +210,19 @@ def test_an_erased_customers_appointment_is_written_without_its_personal_data(
     service.erase_customer(customer_id, expected_version=1)
     service.cancel_appointment(appointment, "Ada moved to Paris", expected_version=1)
     assert b"Paris" not in stored(service)
+
+
+def test_no_new_appointment_ticket_or_portal_link_for_an_erased_customer(
+    service: CustomerService,
+) -> None:
+    """Booking, opening a ticket and inviting to the portal are refused once erased."""
+    customer_id = service.register_customer(ADA).aggregate_id
+    service.erase_customer(customer_id, expected_version=1)
+    starts = datetime.now(UTC) + timedelta(days=3)
+    for command in (
+        lambda: service.book_appointment(customer_id, starts, starts + timedelta(hours=1)),
+        lambda: service.open_ticket(customer_id, "Screen", "cracked", {"type": "phone"}),
+        lambda: service.invite_to_portal(customer_id),
+    ):
+        with pytest.raises(ConflictError):
+            command()
