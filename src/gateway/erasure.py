@@ -14,9 +14,12 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel
 
+from domain.service import Receipt
 from gateway.auth import requires
 from gateway.commands import answer, service_of
 from gateway.operations import operation
+from gateway.portal import LOGIN_GUARD_KEY
+from gateway.reads import read_pool
 from gateway.requests import command_headers, json_response, path_uuid, require_if_match
 from gateway.threads import run_sync
 
@@ -58,9 +61,17 @@ class RevealedSecretOut(BaseModel):
 async def erase_customer(request: web.Request) -> web.Response:
     customer_id = path_uuid(request)
     expected = require_if_match(request)
-    receipt = await run_sync(
-        request, service_of(request).erase_customer, customer_id, expected_version=expected
-    )
+    service = service_of(request)
+
+    def erase() -> tuple[Receipt, list[str]]:
+        profile = service.get_customer(customer_id).profile  # read while the key exists
+        logins = [v for v in (profile.email, profile.username) if v]
+        return service.erase_customer(customer_id, expected_version=expected), logins
+
+    receipt, logins = await run_sync(request, erase)
+    # The failed-login counts are keyed by a hash of the login: that link goes too.
+    for login in logins:
+        await request.app[LOGIN_GUARD_KEY].succeeded(read_pool(request), login)
     return answer(receipt, ErasedOut)
 
 

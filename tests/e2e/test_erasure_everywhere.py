@@ -25,6 +25,7 @@ from nats.js.errors import NotFoundError
 from psycopg import sql
 
 from domain.service import CustomerService
+from gateway.login_guard import TABLE, login_key
 from infrastructure.servers import EmbeddedNats
 from infrastructure.settings import Settings
 from projections.catalog import READ_MODELS
@@ -92,6 +93,18 @@ def database_hits(service: CustomerService, schema: str, wanted: list[bytes]) ->
     return hits
 
 
+def login_attempts(service: CustomerService, schema: str, login: str) -> int:
+    """Rows of the failed-login counter for `login` (stored as a hash of it)."""
+    with service.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            sql.SQL("SELECT count(*) AS n FROM {} WHERE login_key = %s").format(
+                sql.Identifier(schema, TABLE)
+            ),
+            (login_key(login),),
+        )
+        return int(cursor.fetchone()["n"])
+
+
 async def stream_hits(url: str, wanted: list[bytes]) -> tuple[int, dict[int, Any]]:
     """Every message on the CRM stream, data and headers: how many, and where values are."""
     client = await nats.connect(url)
@@ -144,7 +157,8 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
             "notification_channels": ["email", "sms"],
             "addresses": [{"kind": "site", "line1": f"1 {last} Street", "city": "London"}],
         }
-        created = await client.post("/v1/customers", json=body, headers=bearer())
+        keyed = {**bearer(), "Idempotency-Key": f"erase-{tag}"}  # its record is searched too
+        created = await client.post("/v1/customers", json=body, headers=keyed)
         assert created.status == 201, await created.text()
         customer_id = (await created.json())["id"]
         base = f"/v1/customers/{customer_id}"
@@ -173,6 +187,8 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
             assert response.status == 201, await response.text()
         invited = await client.post(f"{base}/portal/invite", headers=bearer())
         assert invited.status == 202, await invited.text()
+        wrong = {"login": email, "password": "not the password"}  # a failed-login count
+        assert (await client.post("/v1/auth/login", json=wrong)).status == 401
         patched = await client.patch(
             base, json={"last_name": f"{last}x"}, headers={**bearer(), "If-Match": '"4"'}
         )
@@ -190,6 +206,7 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
         assert f"{schema}_tickets.tickets" in tables, before
         assert f"{schema}.crm_events" not in tables, "events hold personal data encrypted only"
         assert on_stream and published >= 7, "the search finds what is there"
+        assert login_attempts(service, schema, email) == 1
 
         erased = await client.post(f"{base}/erase", headers={**bearer("admin"), "If-Match": '"5"'})
         assert erased.status == 200, await erased.text()
@@ -197,6 +214,7 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
         await asyncio.to_thread(relay_new_events, sink, service)
 
         assert database_hits(service, api_settings.db_schema, wanted) == {}
+        assert login_attempts(service, schema, email) == 0, "nor a hash of the login"
         remaining, on_stream = await stream_hits(nats_url, wanted)
         assert on_stream == {}
         assert 0 < remaining < published, "the erasure's own message stays, the rest go"
