@@ -85,9 +85,10 @@ class KeyRing(ABC):
         """The subject's key; None once destroyed, or when absent and not `create`."""
 
     @abstractmethod
-    def prepare(self, subject_ids: Iterable[UUID]) -> None:
-        """Make sure the keys of these subjects are at hand (created if new), in one go:
-        a save of many aggregates then costs no round trip per event."""
+    def prepare(self, subject_ids: Iterable[UUID], *, create: bool = True) -> None:
+        """Make sure the keys of these subjects are at hand (created if new and `create`),
+        in one go: a save of many aggregates, or a page of the log, then costs no round trip
+        per event."""
 
     @abstractmethod
     def destroy(self, subject_id: UUID) -> None:
@@ -109,9 +110,9 @@ class InMemoryKeyRing(KeyRing):
                 self._keys[subject_id] = DataKey(subject_id, DataKey.generate())
             return self._keys[subject_id]
 
-    def prepare(self, subject_ids: Iterable[UUID]) -> None:
+    def prepare(self, subject_ids: Iterable[UUID], *, create: bool = True) -> None:
         for subject_id in subject_ids:
-            self.data_key(subject_id, create=True)
+            self.data_key(subject_id, create=create)
 
     def destroy(self, subject_id: UUID) -> None:
         with self._lock:

@@ -75,7 +75,8 @@ class ShreddingMapper(Mapper[Any]):
             for (cls, state), s in zip(decoded, stored_events, strict=True)
             if PERSONAL_STATE in state
         }
-        self.key_ring.prepare(cast(Iterable[Any], subjects - {None}))
+        # Reading never creates a key: a missing one reads as erased, never as a new key.
+        self.key_ring.prepare(cast(Iterable[Any], subjects - {None}), create=False)
         events = []
         for (cls, state), stored in zip(decoded, stored_events, strict=True):
             self._open(cls, state, stored)

@@ -145,10 +145,10 @@ class PostgresKeyRing(KeyRing):
             self._fetch([subject_id], create=False)
         return self._cached(subject_id)[1]
 
-    def prepare(self, subject_ids: Iterable[UUID]) -> None:
+    def prepare(self, subject_ids: Iterable[UUID], *, create: bool = True) -> None:
         missing = [s for s in set(subject_ids) if not self._cached(s)[0]]
         if missing:
-            self._fetch(missing, create=True)
+            self._fetch(missing, create=create)
 
     def destroy(self, subject_id: UUID) -> None:
         with self._datastore.transaction(commit=True) as cursor:
