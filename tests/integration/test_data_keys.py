@@ -190,3 +190,29 @@ def test_a_group_save_of_new_customers_fetches_their_keys_in_one_statement(
         assert fetches == [10], "reading back finds the key cached"
     finally:
         service.close()
+
+
+def test_a_page_of_the_log_is_decoded_with_one_key_look_up(
+    own_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower's page of twenty customers' events costs one look-up, and creates no key."""
+    from infrastructure.data_keys import PostgresKeyRing
+
+    writer, reader = build_service(own_settings), build_service(own_settings)
+    try:
+        ids = [writer.register_customer({"first_name": f"p{i}"}).aggregate_id for i in range(20)]
+        fetches: list[tuple[int, bool]] = []
+        original = PostgresKeyRing._fetch
+
+        def counted(self: PostgresKeyRing, subject_ids: list[Any], *, create: bool) -> None:
+            fetches.append((len(subject_ids), create))
+            original(self, subject_ids, create=create)
+
+        monkeypatch.setattr(PostgresKeyRing, "_fetch", counted)
+        page = reader.decoded(reader.recorder.select_notifications(start=1, limit=1000))
+        names = {e.originator_id: e.profile.first_name for _, e in page if hasattr(e, "profile")}
+        assert [names[i] for i in ids] == [f"p{i}" for i in range(20)]
+        assert fetches == [(20, False)]
+    finally:
+        writer.close()
+        reader.close()
