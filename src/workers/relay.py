@@ -183,21 +183,20 @@ class Relay:
             messages.extend(notification_messages(position, event, self.lookups))
             owners.extend([customer_of(event)] * (len(messages) - len(owners)))
         acks = self._publish(messages, batch) if messages else []
-        last = batch[-1][0]
-        erasure, erased = (
-            self.erasure,
-            [(e.originator_id, p) for p, e in batch if isinstance(e, Customer.Erased)],
-        )
-        also = None
-        if erasure is not None:
+        last, last_time = batch[-1][0], batch[-1][1].timestamp
+        erasure = self.erasure
+        if erasure is None:
+            self.positions.save(self.name, last, last_time)
+        else:
+            erased = [(e.originator_id, p) for p, e in batch if isinstance(e, Customer.Erased)]
             sequences = [(o, int(a.seq)) for o, a in zip(owners, acks, strict=True) if o]
 
-            def also(cursor: Any) -> None:
+            def record(cursor: Any) -> None:
                 erasure.record(cursor, sequences, erased)
 
-        self.positions.save(self.name, last, batch[-1][1].timestamp, also=also)
-        if erasure is not None and erased:
-            erasure.purge_pending()
+            self.positions.save(self.name, last, last_time, also=record)
+            if erased:
+                erasure.purge_pending()
         BACKLOG.labels(self.name).set(max(0, self.head() - last))
         OLDEST_UNPUBLISHED.labels(self.name).set(0)
 
