@@ -62,7 +62,7 @@ class CustomerCommands(WritePath):
             customer_id = uuid4()
             claims = [
                 self._claim(name, value, customer_id, optimistic=optimistic)
-                for name, value in _unique_values(profile, given_number).items()
+                for name, value in unique_values(profile, given_number).items()
             ]
             number = (
                 given_number
@@ -104,9 +104,9 @@ class CustomerCommands(WritePath):
 
         def attempt() -> Change:
             customer = self._customer(customer_id, expected_version)
-            before = _unique_values(customer.profile, customer.customer_number)
+            before = unique_values(customer.profile, customer.customer_number)
             customer.change_profile(values, consent_channel=consent_channel)
-            after = _unique_values(customer.profile, customer.customer_number)
+            after = unique_values(customer.profile, customer.customer_number)
             reservations: list[Aggregate] = []
             for name in UNIQUE_FIELDS:
                 old, new = before.get(name), after.get(name)
@@ -147,55 +147,6 @@ class CustomerCommands(WritePath):
         self, customer_id: UUID, *, expected_version: int, idempotency: Idempotency | None = None
     ) -> Receipt:
         return self._command(customer_id, expected_version, Customer.unblock, idempotency)
-
-    def erase_customer(self, customer_id: UUID, *, expected_version: int) -> Receipt:
-        """GDPR erasure: record it, release the customer's email, mobile phone and username,
-        then destroy the customer's data key. Erasing an erased customer changes nothing and
-        answers the same (whatever If-Match it sends: the first erasure moved the version)."""
-        customer = self._customer(customer_id, None)
-        if customer.erased:
-            return self._erased(customer)
-
-        def attempt() -> Change:
-            fresh = self._customer(customer_id, expected_version)
-            if fresh.erased:  # a concurrent erasure won while this one waited its turn
-                raise _AlreadyErasedError(fresh)
-            held = _unique_values(fresh.profile, None)  # the number stays taken for good
-            fresh.erase()
-            releases: list[Aggregate] = [
-                self._release(name, value, fresh.id) for name, value in held.items()
-            ]
-            change = self._changed(fresh, releases)
-            change.result["erased"] = True
-            return change
-
-        try:
-            receipt = self.execute(attempt, None, key=customer_id)
-        except _AlreadyErasedError as already:
-            return self._erased(already.customer)
-        # After the event, so a refused erasure (412) destroys nothing; a crash in between
-        # leaves an erased customer with a key, which erasing again destroys.
-        self.key_ring.destroy(customer_id)
-        return receipt
-
-    def _erased(self, customer: Customer) -> Receipt:
-        self.key_ring.destroy(customer.id)  # finishes an erasure that a crash cut short
-        result = {"id": customer.id, "version": customer.version, "erased": True}
-        position = self.recorder.max_notification_id() or 0
-        return Receipt(customer.id, customer.version, position, result, replayed=True)
-
-    def reveal_secret(self, customer_id: UUID, system_id: UUID) -> tuple[Receipt, str]:
-        """An equipment secret in clear, after recording who was shown it (never what)."""
-        sealed: list[str] = []
-
-        def attempt() -> Change:
-            customer = self._customer(customer_id, None)
-            sealed[:] = [customer.reveal_secret(system_id)]
-            return self._changed(customer)
-
-        # No idempotency record: it would keep the answer, and the answer is the secret.
-        receipt = self.execute(attempt, None, key=customer_id)
-        return receipt, self.unseal(customer_id, sealed[0])
 
     # ---- parts --------------------------------------------------------------------------
 
@@ -496,13 +447,7 @@ class CustomerCommands(WritePath):
         return values
 
 
-class _AlreadyErasedError(Exception):
-    def __init__(self, customer: Customer) -> None:
-        super().__init__(customer.id)
-        self.customer = customer
-
-
-def _unique_values(profile: Profile, customer_number: int | None) -> dict[str, str | int]:
+def unique_values(profile: Profile, customer_number: int | None) -> dict[str, str | int]:
     values: dict[str, str | int] = {}
     if customer_number is not None:
         values["customer_number"] = customer_number

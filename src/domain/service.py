@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 
 from domain.appointment_commands import AppointmentCommands
-from domain.customer_commands import CustomerCommands
+from domain.erasure_commands import ErasureCommands
 from domain.key_ring import InMemoryKeyRing, KeyRing
 from domain.passwords import PasswordHasher
 from domain.portal_commands import PortalCommands
@@ -45,7 +45,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class CustomerService(CustomerCommands, AppointmentCommands, TicketCommands, PortalCommands):
+class CustomerService(ErasureCommands, AppointmentCommands, TicketCommands, PortalCommands):
     """The CRM's commands and queries over one event store."""
 
     name = "crm"

@@ -216,3 +216,25 @@ def test_a_page_of_the_log_is_decoded_with_one_key_look_up(
     finally:
         writer.close()
         reader.close()
+
+
+def test_two_gateways_erasing_at_once_record_one_erasure(
+    two_services: tuple[CustomerService, CustomerService],
+) -> None:
+    """Concurrent erasures from two processes: both answer the same, one event is stored."""
+    from domain.customers import Customer
+
+    first, second = two_services
+    customer_id = first.register_customer({"first_name": "Ada", "email": "a@x.org"}).aggregate_id
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda i: (first, second)[i % 2].erase_customer(customer_id, expected_version=1),
+                range(4),
+            )
+        )
+    assert {(a.version, tuple(a.result.items())) for a in answers} == {
+        (2, (("id", customer_id), ("version", 2), ("erased", True)))
+    }
+    erasures = [e for e in first.customer_events(customer_id) if isinstance(e, Customer.Erased)]
+    assert len(erasures) == 1
