@@ -332,7 +332,11 @@ class CustomerCommands(WritePath):
         yield first
         yield from events  # type: ignore[misc]
 
-    def unseal(self, customer_id: UUID, sealed: str) -> str:
+    def unseal(self, sealed: str) -> str:
+        """A value sealed with the service key (a portal link's token, an old secret)."""
+        return self.sealer.unseal(sealed)
+
+    def unseal_secret(self, customer_id: UUID, sealed: str) -> str:
         """A sealed equipment secret in clear: with the customer's data key, or the service
         key for one sealed before per-customer keys."""
         if not sealed.startswith(SEALED_PREFIX):

@@ -74,7 +74,7 @@ class ErasureCommands(CustomerCommands):
 
         # No idempotency record: it would keep the answer, and the answer is the secret.
         receipt = self.execute(attempt, None, key=customer_id)
-        return receipt, self.unseal(customer_id, sealed[0])
+        return receipt, self.unseal_secret(customer_id, sealed[0])
 
 
 class _AlreadyErasedError(Exception):

@@ -219,7 +219,9 @@ async def test_system_secret_is_write_only_and_sealed_in_the_event_store(
     assert secret.encode() not in stored
     customer_id = __import__("uuid").UUID(cid)
     sealed = service.get_customer(customer_id).systems
-    assert [service.unseal(customer_id, s.sealed_secret) for s in sealed.values()] == [secret]
+    assert [service.unseal_secret(customer_id, s.sealed_secret) for s in sealed.values()] == [
+        secret
+    ]
 
 
 async def test_event_stream_pages_with_actor_correlation_and_positions(

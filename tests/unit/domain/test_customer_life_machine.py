@@ -494,7 +494,9 @@ class CustomerLife(RuleBasedStateMachine):
         assert set(systems) == set(self.systems)
         for system_id, (secret, version) in self.systems.items():
             sealed = systems[system_id].sealed_secret
-            assert (self.service.unseal(self.customer().id, sealed) if sealed else None) == secret
+            assert (
+                self.service.unseal_secret(self.customer().id, sealed) if sealed else None
+            ) == secret
             assert systems[system_id].version == version
         stored = self.service.recorder.select_notifications(start=1, limit=10_000)
         assert not any(SECRET.encode() in n.state for n in stored)

@@ -239,7 +239,7 @@ def test_a_system_secret_is_stored_only_sealed(service: CustomerService, ann: Cu
     system = now(service, ann.id).systems[system_id]
     assert b"hunter2-alarm" not in stored_events(service, ann.id)
     assert system.sealed_secret is not None
-    assert service.unseal(ann.id, system.sealed_secret) == "hunter2-alarm"
+    assert service.unseal_secret(ann.id, system.sealed_secret) == "hunter2-alarm"
 
 
 def test_a_changed_system_secret_is_sealed_too(service: CustomerService, ann: Customer) -> None:
@@ -251,7 +251,7 @@ def test_a_changed_system_secret_is_sealed_too(service: CustomerService, ann: Cu
     system = now(service, ann.id).systems[system_id]
     assert b"second-pw" not in stored_events(service, ann.id)
     assert system.sealed_secret is not None
-    assert service.unseal(ann.id, system.sealed_secret) == "second-pw"
+    assert service.unseal_secret(ann.id, system.sealed_secret) == "second-pw"
 
 
 def test_an_empty_secret_clears_the_sealed_one(service: CustomerService, ann: Customer) -> None:
