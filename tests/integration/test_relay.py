@@ -405,14 +405,14 @@ from workers import relay
 marker, hold_at = Path(os.environ["HOLD_MARKER"]), int(os.environ["HOLD_AT_SAVE"])
 save, saves = relay.RelayPositions.save, []
 
-def held_save(self, name, position, last_event_at=None):
+def held_save(self, name, position, last_event_at=None, **also):
     # Relay.process saves only after every ack of the batch: holding here keeps the relay
     # exactly between JetStream's acks and its saved position, until the test kills it.
     saves.append(position)
     if len(saves) == hold_at:
         marker.write_text(str(position))
         time.sleep(3600)
-    save(self, name, position, last_event_at)
+    save(self, name, position, last_event_at, **also)
 
 relay.RelayPositions.save = held_save
 sys.argv = ["workers", "worker", "relay"]

@@ -269,6 +269,7 @@ def test_every_personal_event_reads_back_as_the_library_mapper_would_give_it(
     )
     appointment.cancel("ill")
     ticket = Ticket.open(
+        number=1,
         customer_id=customer.id,
         subject="Screen",
         problem="dropped it",
