@@ -86,7 +86,7 @@ def _register_rates(database_url: str, rounds: int = 4, count: int = 400) -> Non
     shredding = build_service(settings)
     plain = build_service(settings)
     plain.key_ring = InMemoryKeyRing()  # no key table: what the service did before
-    plain.mapper = plain.events.mapper = Mapper(plain.mapper.transcoder)  # type: ignore[misc]
+    plain.mapper = plain.events.mapper = Mapper(plain.mapper.transcoder)
     rates: dict[str, list[float]] = {"plain mapper": [], "shredding + keys": []}
     try:
         with ThreadPoolExecutor(8) as pool:

@@ -59,7 +59,7 @@ class CustomerCommands(WritePath):
             # reclaim released values or to say which value is taken. (A refused first try
             # may leave a gap in customer numbers, as any sequence does.)
             optimistic = tries == 1
-            customer_id = uuid4()
+            customer_id = self.key_ring.new_subject()  # its data key exists already
             claims = [
                 self._claim(name, value, customer_id, optimistic=optimistic)
                 for name, value in unique_values(profile, given_number).items()

@@ -17,7 +17,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -89,6 +89,13 @@ class KeyRing(ABC):
         """Make sure the keys of these subjects are at hand (created if new and `create`),
         in one go: a save of many aggregates, or a page of the log, then costs no round trip
         per event."""
+
+    def new_subject(self) -> UUID:
+        """A fresh subject id whose key exists already (a new customer's id): a store may
+        create keys ahead, a block at a time, so registering costs no look-up."""
+        subject_id = uuid4()
+        self.prepare([subject_id])
+        return subject_id
 
     @abstractmethod
     def destroy(self, subject_id: UUID) -> None:

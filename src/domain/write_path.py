@@ -120,6 +120,9 @@ class WritePath(Application[UUID]):
                     )
                 )
             events = [e for aggregate in to_save for e in aggregate.collect_events()]
+            # The data keys the events need, fetched (or created) here, in the command's own
+            # thread: in parallel with other commands, not in the group commit's serial path.
+            self._prepare_keys(events)
             try:
                 recordings = self.group_commit.save(events)
             except IntegrityError:
@@ -132,12 +135,16 @@ class WritePath(Application[UUID]):
             return Receipt(change.aggregate_id, change.version, position, change.result)
         raise ConflictError("the customer kept changing while this command ran; try again")
 
-    def _save_with_keys(self, *events: Any) -> Any:
-        """Save, after fetching (or creating) the data keys of every customer whose personal
-        data the events hold: one look-up per group of commands, none per event."""
+    def _prepare_keys(self, events: Any) -> None:
+        """Fetch (or create) the data keys of every customer whose personal data the events
+        hold, in one look-up (none when cached): never a round trip per event."""
         subjects = {s for s in map(personal_subject, events) if s is not None}
         if subjects:
             self.key_ring.prepare(subjects)
+
+    def _save_with_keys(self, *events: Any) -> Any:
+        """Save, with the keys at hand (a cache hit when the command prepared them)."""
+        self._prepare_keys(events)
         return self.save(*events)
 
     def _earlier_outcome(self, idempotency: Idempotency) -> Receipt | None:
