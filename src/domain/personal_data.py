@@ -21,7 +21,7 @@ Personal, by event (fields of a value are named after a dot; `[]` is each item o
     Appointment.Booked          notes
     Appointment.Cancelled       reason
     Ticket.Opened               problem, device.serial
-    Ticket.StatusChanged        note
+    Ticket.StatusChanged        note, customer_note
     Ticket.Commented            text
     PortalAccount.PasswordSet   password_hash
 
@@ -121,7 +121,7 @@ def personal_fields() -> dict[type[Any], Spec]:
         Appointment.Booked: {"notes": Whole()},
         Appointment.Cancelled: {"reason": Whole()},
         Ticket.Opened: {"problem": Whole(""), "device": ("serial",)},
-        Ticket.StatusChanged: {"note": Whole()},
+        Ticket.StatusChanged: {"note": Whole(), "customer_note": Whole()},
         Ticket.Commented: {"text": Whole("")},
         PortalAccount.PasswordSet: {"password_hash": Whole()},
     }
