@@ -36,11 +36,13 @@ def store(make_settings: Any, database_url: str) -> Iterator[tuple[CustomerServi
 
 def _run(settings: Settings, *args: str) -> Any:
     assert settings.jwt_secret is not None and settings.secret_key is not None
+    assert settings.key_encryption_key is not None
     env = {
         "CUSTOMERS_DATABASE_URL": settings.database_url,
         "CUSTOMERS_DB_SCHEMA": settings.db_schema,
         "CUSTOMERS_JWT_SECRET": settings.jwt_secret.get_secret_value(),
         "CUSTOMERS_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "CUSTOMERS_KEY_ENCRYPTION_KEY": settings.key_encryption_key.get_secret_value(),
         "CUSTOMERS_LOG_FORMAT": "console",
     }
     return CliRunner().invoke(app, ["audit", *args], env=env)
