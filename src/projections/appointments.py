@@ -44,7 +44,11 @@ class AppointmentsModel(ReadModel):
     name = "appointments"
 
     def wants(self, event_class: type[Any]) -> bool:
-        return issubclass(event_class, Appointment.Booked) or event_class in _CHANGES
+        return (
+            issubclass(event_class, Appointment.Booked)
+            or event_class in _CHANGES
+            or event_class is Customer.Erased
+        )
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
         if isinstance(event, Customer.Erased):

@@ -46,7 +46,9 @@ class TicketsModel(ReadModel):
     name = "tickets"
 
     def wants(self, event_class: type[Any]) -> bool:
-        return issubclass(event_class, (Ticket.Opened, Ticket.StatusChanged, Ticket.Commented))
+        return event_class is Customer.Erased or issubclass(
+            event_class, (Ticket.Opened, Ticket.StatusChanged, Ticket.Commented)
+        )
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
         if isinstance(event, Customer.Erased):
