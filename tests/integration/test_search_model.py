@@ -330,13 +330,13 @@ def test_the_position_moves_past_trailing_events_search_ignores_without_decoding
     service.add_note(ada.aggregate_id, "call first", False)
     service.add_credit(ada.aggregate_id, Decimal("5"), "sorry")
     decoded: list[str] = []
-    real_decode = service.mapper.to_domain_event
+    real_decoded = service.decoded  # pages of the log are decoded together (data keys)
 
-    def counting(stored: Any) -> Any:
-        decoded.append(stored.topic)
-        return real_decode(stored)
+    def counting(notifications: Any) -> Any:
+        decoded.extend(n.topic for n in notifications)
+        return real_decoded(notifications)
 
-    monkeypatch.setattr(service.mapper, "to_domain_event", counting)
+    monkeypatch.setattr(service, "decoded", counting)
     model = open_model()
     follow_to_head(stack, model)  # asserts the position reached the head
     head = service.recorder.max_notification_id() or 0
