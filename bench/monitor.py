@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["CpuMeter", "CpuSnapshot", "RssSampler"]
+__all__ = ["CpuMeter", "CpuSnapshot", "RssSampler", "tree_rss"]
 
 _MB = 1024 * 1024
 
@@ -43,13 +43,13 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             for name, process in self._processes.items():
-                rss = _tree_rss(process)
+                rss = tree_rss(process)
                 if rss is not None:
                     self.peaks_mb[name] = max(self.peaks_mb[name], rss / _MB)
             self._stop.wait(self._interval)
 
 
-def _tree_rss(process: psutil.Process) -> int | None:
+def tree_rss(process: psutil.Process) -> int | None:
     try:
         total = int(process.memory_info().rss)
         for child in process.children(recursive=True):
