@@ -127,18 +127,24 @@ class Processes:
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         """Start `gateway` or the worker `name` (`all` for every follower in one process)."""
-        argv = ["-m", "gateway"] if name == "gateway" else ["-m", "workers", "worker", name]
+        gateway = name == "gateway"
+        argv = ["-m", "gateway"] if gateway else ["-m", "workers", "worker", name]
+        # Connection pools as deploy/ sizes them (one per thread of the process's pool).
+        threads = "8" if gateway else "2"
         with (self.folder / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, *argv],
-                env={**self.env, "PGAPPNAME": name},
+                env={**self.env, "PGAPPNAME": name, "CUSTOMERS_THREAD_POOL_SIZE": threads},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
             )
         self.running[name] = process
-        if name == "gateway":
+        if gateway:
             wait_for(self.gateway_ready, 60, "the gateway to be ready")
+        else:
+            time.sleep(3)  # a worker that cannot start exits within its first seconds
+            assert process.poll() is None, f"{name} exited at start:\n{self.log_tails()}"
         return process
 
     def gateway_ready(self) -> bool:
@@ -168,8 +174,10 @@ class Processes:
         tails = []
         for name in self.running:
             with contextlib.suppress(OSError):
-                lines = (self.folder / f"{name}.log").read_text(errors="replace").splitlines()
-                tails.append(f"---- {name}\n" + "\n".join(lines[-15:]))
+                text = (self.folder / f"{name}.log").read_text(errors="replace")
+                # The access log would push out what went wrong.
+                lines = [line for line in text.splitlines() if '"gateway.access"' not in line]
+                tails.append(f"---- {name}\n" + "\n".join(lines[-60:]))
         return "\n".join(tails)
 
 
@@ -184,11 +192,10 @@ def processes(fault_settings: Settings, server_data_dir: Path) -> Iterator[Proce
     started = Processes(fault_settings, server_data_dir / "logs")
     try:
         yield started
-    except BaseException:
-        print(started.log_tails())
-        raise
     finally:
         started.stop_all()
+        # Captured output: pytest shows it for a failed test only.
+        print(started.log_tails())
 
 
 # ---- the load ------------------------------------------------------------------------------
@@ -344,11 +351,14 @@ class Audit:
     def wait_until_drained(self, timeout: float = 90) -> None:
         head = self.head()
         wanted = set(follower_names()) & (set(READ_MODELS) | {"relay"})
-        wait_for(
-            lambda: all(p >= head for n, p in self.positions().items() if n in wanted),
-            timeout,
-            f"every follower to reach {head}",
-        )
+        try:
+            wait_for(
+                lambda: all(p >= head for n, p in self.positions().items() if n in wanted),
+                timeout,
+                f"every follower to reach {head}",
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}: at {self.positions()}") from None
 
     def expected_message_ids(self) -> set[str]:
         """Every message id the log asks the relay for, built as the relay builds them."""
@@ -412,6 +422,8 @@ async def _consume(url: str) -> list[str]:
 def audit(fault_settings: Settings) -> Iterator[Audit]:
     """The test's own view of the store, the read models and the stream."""
     service = build_service(fault_settings)
+    # As the relay does at its start: the audit may look before the relay has started.
+    RelayPositions(service.recorder.datastore, fault_settings.db_schema).create_table()  # type: ignore[attr-defined]
     try:
         yield Audit(fault_settings, service)
     finally:
