@@ -14,6 +14,7 @@ errors, pydantic errors and aiohttp's HTTP exceptions are mapped here, in one pl
     pydantic ValidationError         422 validation-failed, one entry per error
     aiohttp HTTPException >= 400     its own status (404 route, 405, 413, ...)
     database unreachable             503 service-unavailable, Retry-After: 5
+    database read-only               503 service-unavailable, Retry-After: 5
     anything else                    500 internal-error, logged, nothing internal echoed
 """
 
@@ -44,6 +45,7 @@ __all__ = [
     "ProblemDetails",
     "error_middleware",
     "is_unavailable",
+    "refuses_writes",
     "problem_from_exception",
     "problem_response",
     "validation_problem",
@@ -190,7 +192,7 @@ def problem_from_exception(exc: Exception) -> Problem:
             return validation_problem(exc)
         case web.HTTPException():
             return _from_http_exception(exc)
-        case _ if is_unavailable(exc):
+        case _ if is_unavailable(exc) or refuses_writes(exc):
             return Problem(
                 503,
                 "A backing service is unavailable; retry shortly.",
@@ -203,6 +205,21 @@ def problem_from_exception(exc: Exception) -> Problem:
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` says storage is unreachable (worth a retry, never the client's fault)."""
     return isinstance(exc, _UNAVAILABLE)
+
+
+def refuses_writes(exc: BaseException) -> bool:
+    """Whether `exc` comes from a database that is up but read-only (a standby promoted
+    late, a disk-full guard, an operator's `default_transaction_read_only`): retry later.
+
+    Not `is_unavailable`: reads still work, so it must not open the breaker. The event
+    store wraps psycopg's error in its own InternalError, so the cause chain is searched.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, psycopg.errors.ReadOnlySqlTransaction):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def _field(exc: domain.DomainError) -> list[FieldError]:

@@ -104,6 +104,25 @@ async def test_unreachable_database_answers_503(
     assert "connection" not in body["detail"]
 
 
+def _wrapped_read_only_error() -> Exception:
+    """What the event store raises on a read-only database: its InternalError from psycopg's."""
+    try:
+        try:
+            raise psycopg.errors.ReadOnlySqlTransaction("cannot execute INSERT")
+        except psycopg.Error as error:
+            raise persistence.InternalError(str(error)) from error
+    except persistence.InternalError as wrapped:
+        return wrapped
+
+
+async def test_read_only_database_answers_503(make_client: Any, bearer: Any) -> None:
+    """A write refused by a read-only database answers 503 with Retry-After, not 500."""
+    client = await make_client([web.get("/boom", raising(_wrapped_read_only_error()))])
+    response = await client.get("/boom", headers=bearer())
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+
+
 async def test_unexpected_error_answers_500_without_internals(
     make_client: Any, bearer: Any
 ) -> None:
