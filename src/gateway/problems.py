@@ -45,9 +45,9 @@ __all__ = [
     "ProblemDetails",
     "error_middleware",
     "is_unavailable",
-    "refuses_writes",
     "problem_from_exception",
     "problem_response",
+    "refuses_writes",
     "validation_problem",
 ]
 
