@@ -7,6 +7,12 @@ the event store is in the search read model once, every read model reached the h
 with nothing parked, and a fresh JetStream consumer receives every message the log asks
 for exactly once. The servers are the test's own (`fault_servers`), so stopping them
 hurts no other test.
+
+Faults tested elsewhere, not repeated here: NATS stopped for 10 s during 1,000 commands
+and the relay SIGKILLed (tests/integration/test_relay.py); two gateways with standby
+workers whose active runners are SIGKILLed, and a NATS cluster node
+(tests/deploy/test_scale_out.py); an import worker SIGKILLed mid-file
+(tests/deploy/test_import_crash.py).
 """
 
 from __future__ import annotations

@@ -88,6 +88,7 @@ async def test_rule_violation_names_the_field(make_client: Any, bearer: Any) -> 
     [
         psycopg.OperationalError("connection refused"),
         psycopg_pool.PoolTimeout("no connection"),
+        psycopg.errors.DiskFull("could not extend file: No space left on device"),
         persistence.OperationalError("server closed the connection"),
         persistence.InterfaceError("connection already closed"),
     ],
