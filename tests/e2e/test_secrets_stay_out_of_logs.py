@@ -65,7 +65,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def stack_settings(database_url: str, nats_url: str, db_schema: str) -> Iterator[Settings]:
+def stack_settings(
+    database_url: str, nats_url: str, db_schema: str, key_encryption_key: str
+) -> Iterator[Settings]:
     """Settings for a schema of this test's own, dropped afterwards."""
     settings = Settings(
         database_url=database_url,
@@ -74,6 +76,7 @@ def stack_settings(database_url: str, nats_url: str, db_schema: str) -> Iterator
         jwt_secret=secrets.token_urlsafe(32),
         secret_key=Fernet.generate_key().decode(),
         notification_key=Fernet.generate_key().decode(),
+        key_encryption_key=key_encryption_key,
     )
     yield settings
     for name in READ_MODELS:
@@ -95,6 +98,8 @@ class Scenario:
         self.secrets.add(settings.secret_key.get_secret_value())
         assert settings.notification_key is not None
         self.secrets.add(settings.notification_key.get_secret_value())
+        assert settings.key_encryption_key is not None
+        self.secrets.add(settings.key_encryption_key.get_secret_value())
         self.customer_ids: list[str] = []
 
     def secret(self, kind: str) -> str:

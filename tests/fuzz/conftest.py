@@ -99,7 +99,9 @@ class _ServedApp:
 
 
 @pytest.fixture(scope="session")
-def live_gateway(database_url: str, nats_url: str, db_schema: str) -> Iterator[LiveGateway]:
+def live_gateway(
+    database_url: str, nats_url: str, db_schema: str, key_encryption_key: str
+) -> Iterator[LiveGateway]:
     """The whole service on a schema of its own, serving HTTP on a loopback port."""
     # Its own schema: the followers' leader locks are per schema, and the e2e tests run
     # followers of their own on the session schema.
@@ -110,6 +112,7 @@ def live_gateway(database_url: str, nats_url: str, db_schema: str) -> Iterator[L
         jwt_secret=secrets.token_urlsafe(32),
         secret_key=Fernet.generate_key().decode(),
         notification_key=Fernet.generate_key().decode(),
+        key_encryption_key=key_encryption_key,
         log_format="console",
     )
     migrate_event_store(settings)
