@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,7 +12,13 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.customers import Customer
-from domain.errors import ConflictError, ImmutableFieldError, NotFoundError, RuleViolationError
+from domain.errors import (
+    ConflictError,
+    DomainError,
+    ImmutableFieldError,
+    NotFoundError,
+    RuleViolationError,
+)
 from domain.key_ring import SEALED_PREFIX, KeyRing
 from domain.reservations import UNIQUE_FIELDS, Reservation, reservation_id
 from domain.sealing import SecretSealer
@@ -35,9 +41,39 @@ class CustomerCommands(WritePath):
     # ---- registration and profile ---------------------------------------------------------
 
     def register_customer(
-        self, fields: Mapping[str, Any], idempotency: Idempotency | None = None
+        self,
+        fields: Mapping[str, Any],
+        idempotency: Idempotency | None = None,
+        *,
+        customer_id: UUID | None = None,
     ) -> Receipt:
         """Register a customer, reserving its email, mobile phone, username and number."""
+        return self.execute(self._registration(fields, customer_id), idempotency)
+
+    def register_customers(
+        self, registrations: Sequence[tuple[UUID, Mapping[str, Any]]]
+    ) -> list[Receipt | DomainError]:
+        """Register many customers of the given ids, saved together: each one's receipt or
+        refusal, in order (a bulk import's batch: see `WritePath.execute_batch`).
+
+        A given id that already exists refuses the save like a taken value, so a batch
+        run twice cannot register anyone twice; the caller finds such customers by id.
+        """
+        attempts: list[Callable[[], Change]] = []
+        refusals: dict[int, DomainError] = {}
+        for index, (customer_id, fields) in enumerate(registrations):
+            try:
+                attempts.append(self._registration(fields, customer_id))
+            except DomainError as refused:
+                refusals[index] = refused
+        outcomes = iter(self.execute_batch(attempts))
+        return [refusals.get(i) or next(outcomes) for i in range(len(registrations))]
+
+    def _registration(
+        self, fields: Mapping[str, Any], customer_id: UUID | None
+    ) -> Callable[[], Change]:
+        """Check the fields (refusing with the field's name) and return the attempt that
+        decides the registration; a given customer id is used by every attempt."""
         values = self._normalised(dict(fields))
         addresses = [Address(address_id=uuid4(), **a) for a in values.pop("addresses", ())]
         given_number = values.pop("customer_number", None)
@@ -59,9 +95,11 @@ class CustomerCommands(WritePath):
             # reclaim released values or to say which value is taken. (A refused first try
             # may leave a gap in customer numbers, as any sequence does.)
             optimistic = tries == 1
-            customer_id = self.key_ring.new_subject()  # its data key exists already
+            # A new customer's key exists already (made ahead); a given id's key is made
+            # by the write path's one look-up before the save.
+            new_id = customer_id or self.key_ring.new_subject()
             claims = [
-                self._claim(name, value, customer_id, optimistic=optimistic)
+                self._claim(name, value, new_id, optimistic=optimistic)
                 for name, value in unique_values(profile, given_number).items()
             ]
             number = (
@@ -70,14 +108,12 @@ class CustomerCommands(WritePath):
                 else self._allocate_customer_number(optimistic=optimistic)
             )
             if given_number is None:
-                claims.append(
-                    self._claim("customer_number", number, customer_id, optimistic=optimistic)
-                )
+                claims.append(self._claim("customer_number", number, new_id, optimistic=optimistic))
             customer = Customer.register(
                 customer_number=number,
                 profile=profile,
                 addresses=addresses,
-                customer_id=customer_id,
+                customer_id=new_id,
             )
             return Change(
                 customer.id,
@@ -86,7 +122,7 @@ class CustomerCommands(WritePath):
                 [customer, *claims],
             )
 
-        return self.execute(attempt, idempotency)
+        return attempt
 
     def change_profile(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -38,9 +38,6 @@ class Idempotency:
 
     record_id: UUID
     fingerprint: str
-    first_use: bool = False
-    """The caller knows no earlier request used this key (an import row never tried
-    before): the lookup of an earlier outcome is skipped; the record is still saved."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,15 @@ class Receipt:
     request, the head of the log when it was replayed, which is never before the first."""
     result: dict[str, Any] = field(default_factory=dict)
     replayed: bool = False
+
+
+@dataclass
+class _Decided:
+    """A batch's command whose first attempt decided: its place, its change, its events."""
+
+    index: int
+    change: Change
+    events: list[Any]
 
 
 @dataclass
@@ -91,12 +97,67 @@ class WritePath(Application[UUID]):
 
         `key` names the existing aggregate the command changes, if any.
         """
-        known_new = idempotency is not None and idempotency.first_use
-        if idempotency and not known_new and (earlier := self._earlier_outcome(idempotency)):
+        if idempotency and (earlier := self._earlier_outcome(idempotency)):
             return earlier
         turn = self._turns[hash(key) % _TURN_STRIPES] if key else contextlib.nullcontext()
         with turn:
             return self._attempts(attempt, idempotency)
+
+    def execute_batch(
+        self, attempts: Sequence[Callable[[], Change]]
+    ) -> list[Receipt | DomainError]:
+        """Run many commands that create new aggregates, saved together: each one's receipt
+        or refusal, in order.
+
+        Every first attempt is decided without the others and all are saved in ONE atomic
+        save (one lock, one flush, instead of one per command). When that save is refused,
+        the batch is split in halves and each half saved, down to the commands that
+        conflict, which then go through the ordinary retry path alone (a fresh read, then
+        the precise refusal); earlier commands are saved first, so of two that claim the
+        same value the earlier one wins, as if they had run one after the other.
+        """
+        outcomes: list[Receipt | DomainError | None] = [None] * len(attempts)
+        decided: list[_Decided] = []
+        for index, attempt in enumerate(attempts):
+            try:
+                change = attempt()
+            except DomainError as refused:
+                outcomes[index] = refused
+                continue
+            events = [e for aggregate in change.to_save for e in aggregate.collect_events()]
+            decided.append(_Decided(index, change, events))
+        self._prepare_keys([e for d in decided for e in d.events])  # one look-up for all
+        self._save_or_split(decided, attempts, outcomes)
+        assert all(outcome is not None for outcome in outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    def _save_or_split(
+        self,
+        group: list[_Decided],
+        attempts: Sequence[Callable[[], Change]],
+        outcomes: list[Receipt | DomainError | None],
+    ) -> None:
+        if not group:
+            return
+        try:
+            recordings = self.group_commit.save([e for d in group for e in d.events])
+        except IntegrityError:
+            if len(group) > 1:
+                half = len(group) // 2
+                self._save_or_split(group[:half], attempts, outcomes)
+                self._save_or_split(group[half:], attempts, outcomes)
+                return
+            try:
+                outcomes[group[0].index] = self._attempts(attempts[group[0].index], None)
+            except DomainError as refused:
+                outcomes[group[0].index] = refused
+            return
+        by_event = {id(r.domain_event): r.notification.id for r in recordings}
+        for d in group:
+            position = max((by_event[id(e)] for e in d.events), default=0)
+            outcomes[d.index] = Receipt(
+                d.change.aggregate_id, d.change.version, position, d.change.result
+            )
 
     def _attempts(self, attempt: Callable[[], Change], idempotency: Idempotency | None) -> Receipt:
         for _ in range(MAX_ATTEMPTS):

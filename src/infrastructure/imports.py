@@ -8,9 +8,8 @@ file's SHA-256, which is what makes "the same file twice" one import.
 A worker takes pending rows in row order, registers them, and records their outcomes and
 the counts in one transaction per batch. A row's registration and its outcome are two
 transactions, so a crash between them leaves the row pending although its customer
-exists: each row's registration therefore carries an idempotency key derived from the
-import and the row (`row_idempotency`), and the event store answers the re-run with the
-first outcome instead of a second customer.
+exists: each row's customer id is therefore derived from the import and the row
+(`row_customer_id`), and the re-run finds that customer instead of registering a second.
 
 A pending row holds its validated registration fields, encoded by the event store's own
 transcoder (dates, UUIDs and decimals keep their types). They are personal data, so they
@@ -19,7 +18,6 @@ are cleared as soon as the row has its outcome: a finished import keeps only the
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,9 +27,6 @@ from uuid import UUID, uuid5
 import orjson
 from psycopg import Cursor, sql
 
-from domain.idempotency import idempotency_id
-from domain.write_path import Idempotency
-
 __all__ = [
     "IMPORTS_CHANNEL",
     "ImportStore",
@@ -40,7 +35,7 @@ __all__ = [
     "RowOutcome",
     "create_import_tables",
     "import_id_of",
-    "row_idempotency",
+    "row_customer_id",
 ]
 
 IMPORTS_CHANNEL = "customer_imports"
@@ -93,18 +88,11 @@ def import_id_of(sha256: str) -> UUID:
     return uuid5(_NAMESPACE, sha256)
 
 
-def row_idempotency(row: RowOutcome, import_id: UUID) -> Idempotency:
-    """The key under which the event store remembers a row's registration.
-
-    A row never attempted before cannot have an earlier outcome, so its registration
-    skips looking for one (a read per row saved); a row a crashed run attempted looks.
-    """
-    assert row.fields is not None
-    return Idempotency(
-        idempotency_id(f"import {import_id}", str(row.row)),
-        hashlib.sha256(row.fields).hexdigest(),
-        first_use=not row.attempted,
-    )
+def row_customer_id(import_id: UUID, row: int) -> UUID:
+    """The id the row's customer gets: the same on every run of the import, so a run after
+    a crash finds the customer an earlier run saved (a second registration under an
+    existing id is refused by the event store)."""
+    return uuid5(import_id, f"row {row}")
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ worker, including a restarted one, picks up where a crashed one stopped.
 
 One worker holds an import at a time (a session advisory lock per import, so several
 workers share the imports between them). It takes the pending rows a batch at a time and
-registers them through the service's ordinary write path from a pool of threads: their
-saves meet in the write path's group commit, a few dozen registrations per transaction,
-which is what makes a large file fast. Each row carries an idempotency key of its own
-(`row_idempotency`), so a row whose customer was saved just before a crash, but whose
-outcome was not, is answered by the event store with that customer on the next run
-instead of being registered twice.
+registers them `SAVE_ROWS` at a time in ONE atomic save each (`register_customers`: the
+customers and their reservations together; a batch that conflicts is split until the
+conflicting rows are retried alone, so a duplicate costs a few saves, not the batch).
+Each row's customer id is derived from the import and the row (`row_customer_id`), and
+a new aggregate whose id exists refuses the save: a row whose customer was saved just
+before a crash, but whose outcome was not, is found by that id on the next run instead
+of being registered twice. Only rows a crashed run attempted are looked up.
 
 Outcomes: `created`; `duplicate` when the email, mobile phone or customer number is
 already reserved (by an earlier customer, or an earlier row of the same file), with the
@@ -22,18 +23,20 @@ holder's id; `invalid` when a domain rule refuses the row, naming the field.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 import psycopg
 import structlog
 from eventsourcing import persistence
+from eventsourcing.application import AggregateNotFoundError
 
 from domain.context import acting_as
 from domain.errors import DomainError, UniqueValueTakenError
 from domain.service import CustomerService
-from infrastructure.imports import IMPORTS_CHANNEL, ImportStore, RowOutcome, row_idempotency
+from domain.write_path import Receipt
+from infrastructure.imports import IMPORTS_CHANNEL, ImportStore, RowOutcome, row_customer_id
 
 __all__ = ["ImportWorker"]
 
@@ -41,8 +44,8 @@ _log = structlog.get_logger("workers.imports")
 
 BATCH_ROWS = 512
 """Rows registered between two saves of their outcomes (lost and redone in a crash)."""
-THREADS = 16
-"""Registrations in flight at once: what the group commit can put in one transaction."""
+SAVE_ROWS = 128
+"""Rows registered in one atomic save (about 4 events each)."""
 GIVE_UP_AFTER = 5
 """Failed attempts (errors that are neither a refusal nor an outage) before `failed`."""
 IDLE_WAIT_SECONDS = 1.0
@@ -58,14 +61,14 @@ class ImportWorker:
         database_url: str,
         *,
         schema: str,
-        threads: int = THREADS,
+        save_rows: int = SAVE_ROWS,
         batch_rows: int = BATCH_ROWS,
         stop_event: threading.Event | None = None,
     ) -> None:
         self.service = service
         self.store = ImportStore(service.recorder.datastore, schema)  # type: ignore[attr-defined]
         self._database_url = database_url
-        self._threads = threads
+        self._save_rows = save_rows
         self._batch_rows = batch_rows
         self._stop = stop_event or threading.Event()
         self._transcoder: Any = service.mapper.transcoder
@@ -105,39 +108,58 @@ class ImportWorker:
         if summary is None or summary.status != "running":
             return
         _log.info("import_started", import_id=str(import_id), pending=summary.pending)
-        with ThreadPoolExecutor(self._threads, thread_name_prefix="import") as pool:
-            while not self._stop.is_set():
-                rows = self.store.pending(import_id, limit=self._batch_rows)
-                if not rows:
-                    break
-                try:
-                    outcomes = list(
-                        pool.map(lambda r: self._register(import_id, summary.created_by, r), rows)
-                    )
-                    self.store.record(import_id, outcomes)
-                except _UNAVAILABLE as error:
-                    # Not the import's fault: the next round tries again from the same rows.
-                    _log.warning("import_paused", import_id=str(import_id), error=repr(error))
-                    self._stop.wait(IDLE_WAIT_SECONDS)
-                    return
-                except Exception as error:
-                    _log.exception("import_batch_failed", import_id=str(import_id))
-                    if self.store.fail(import_id, repr(error), give_up_after=GIVE_UP_AFTER):
-                        _log.error("import_failed", import_id=str(import_id))
-                    return
+        while not self._stop.is_set():
+            rows = self.store.pending(import_id, limit=self._batch_rows)
+            if not rows:
+                break
+            try:
+                outcomes: list[RowOutcome] = []
+                for start in range(0, len(rows), self._save_rows):
+                    part = rows[start : start + self._save_rows]
+                    outcomes += self._register(import_id, summary.created_by, part)
+                self.store.record(import_id, outcomes)
+            except _UNAVAILABLE as error:
+                # Not the import's fault: the next round tries again from the same rows.
+                _log.warning("import_paused", import_id=str(import_id), error=repr(error))
+                self._stop.wait(IDLE_WAIT_SECONDS)
+                return
+            except Exception as error:
+                _log.exception("import_batch_failed", import_id=str(import_id))
+                if self.store.fail(import_id, repr(error), give_up_after=GIVE_UP_AFTER):
+                    _log.error("import_failed", import_id=str(import_id))
+                return
         _log.info("import_stopped_or_done", import_id=str(import_id))
 
-    def _register(self, import_id: UUID, actor: str, row: RowOutcome) -> RowOutcome:
-        assert row.fields is not None
-        fields = self._transcoder.decode(row.fields)
-        key = row_idempotency(row, import_id)
+    def _register(
+        self, import_id: UUID, actor: str, rows: Sequence[RowOutcome]
+    ) -> list[RowOutcome]:
+        """The rows' outcomes, their customers registered in one save where they can be."""
+        found: dict[int, RowOutcome] = {}
+        registrations = []
+        for row in rows:
+            customer_id = row_customer_id(import_id, row.row)
+            if row.attempted and self._exists(customer_id):
+                # Registered by a run that crashed before recording the outcome.
+                found[row.row] = RowOutcome(row.row, "created", customer_id=customer_id)
+                continue
+            assert row.fields is not None
+            registrations.append((customer_id, self._transcoder.decode(row.fields)))
         with acting_as(actor, f"import:{import_id}"):
-            try:
-                receipt = self.service.register_customer(fields, key)
-            except UniqueValueTakenError as taken:
-                errors = [{"field": taken.field, "message": taken.message}]
-                return RowOutcome(row.row, "duplicate", customer_id=taken.holder_id, errors=errors)
-            except DomainError as refused:
-                errors = [{"field": refused.field, "message": refused.message}]
-                return RowOutcome(row.row, "invalid", errors=errors)
-        return RowOutcome(row.row, "created", customer_id=receipt.aggregate_id)
+            results = iter(self.service.register_customers(registrations))
+        return [found.get(row.row) or _outcome(row.row, next(results)) for row in rows]
+
+    def _exists(self, customer_id: UUID) -> bool:
+        try:
+            self.service.repository.get(customer_id)
+        except AggregateNotFoundError:
+            return False
+        return True
+
+
+def _outcome(row: int, result: Receipt | DomainError) -> RowOutcome:
+    if isinstance(result, Receipt):
+        return RowOutcome(row, "created", customer_id=result.aggregate_id)
+    errors = [{"field": result.field, "message": result.message}]
+    if isinstance(result, UniqueValueTakenError):
+        return RowOutcome(row, "duplicate", customer_id=result.holder_id, errors=errors)
+    return RowOutcome(row, "invalid", errors=errors)

@@ -2,9 +2,9 @@
 
 The worker is the real process (`python -m workers worker import`). The file's rows have
 no email and no phone, so nothing unique would stop a second registration of the same
-row: only the per-row idempotency key does. The kill is timed for a moment when customers
-exist whose rows are not yet recorded as created (registered, outcome not saved), which
-is exactly the window a resume must not register again.
+row: only its customer id, derived from the import and the row, does. The kill is timed
+for a moment when customers exist whose rows are not yet recorded as created (registered,
+outcome not saved), which is exactly the window a resume must not register again.
 """
 
 from __future__ import annotations

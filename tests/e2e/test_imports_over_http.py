@@ -37,7 +37,7 @@ CSV = {"Content-Type": "text/csv"}
 def import_worker(api_settings: Settings, service: CustomerService) -> Iterator[ImportWorker]:
     """An import worker thread on the e2e schema, as `customers worker import` runs one."""
     worker = ImportWorker(
-        service, api_settings.database_url or "", schema=api_settings.db_schema, threads=4
+        service, api_settings.database_url or "", schema=api_settings.db_schema, save_rows=4
     )
     thread = threading.Thread(target=worker.run, name="import-worker", daemon=True)
     thread.start()
