@@ -4,7 +4,8 @@ The schema is the Compose Specification's JSON schema as bundled by check-jsonsc
 (`--builtin-schema vendor.compose-spec`), so no network is needed. The shape: PostgreSQL,
 three NATS servers routed to each other with JetStream, the stream created with three
 replicas before anything publishes, `customers migrate` once before any gateway or worker,
-two gateways behind the nginx proxy, and two replicas of every follower the code has.
+two gateways behind the nginx proxy, and two replicas of every follower the code has and of
+the import worker.
 Every CUSTOMERS_* variable it sets is a real setting (a typo would be silently ignored).
 """
 
@@ -22,7 +23,7 @@ import pytest
 import yaml
 
 from infrastructure.settings import ENV_PREFIX, Settings
-from workers.runners import follower_names
+from workers.runners import IMPORT_WORKER, follower_names
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
@@ -177,15 +178,15 @@ def test_two_gateways_behind_the_proxy(compose: dict[str, Any]) -> None:
     assert "proxy_pass http://gateways;" in nginx
 
 
-def test_every_follower_runs_twice(compose: dict[str, Any]) -> None:
-    """Each follower the code has: its own service, two replicas (active and standby)."""
+def test_every_follower_and_the_import_worker_run_twice(compose: dict[str, Any]) -> None:
+    """Each follower the code has, and the import worker: its own service, two replicas."""
     services = compose["services"]
     workers = {
         name: s
         for name, s in services.items()
         if s.get("command", [])[:2] == ["customers", "worker"]
     }
-    assert {s["command"][2] for s in workers.values()} == set(follower_names())
+    assert {s["command"][2] for s in workers.values()} == {*follower_names(), IMPORT_WORKER}
     for name, service in workers.items():
         assert service["command"] == ["customers", "worker", name]
         assert service["deploy"]["replicas"] == 2, name

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from infrastructure.settings import ENV_PREFIX, Settings
-from workers.runners import follower_names
+from workers.runners import IMPORT_WORKER, follower_names
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "deploy" / "kubernetes"
@@ -124,13 +124,14 @@ def test_gateway_probes_autoscaler_and_budget() -> None:
     assert service["spec"]["ports"][0]["targetPort"] == port
 
 
-def test_every_follower_has_a_deployment_of_two_and_a_budget() -> None:
+def test_every_follower_and_the_import_worker_have_a_deployment_of_two_and_a_budget() -> None:
+    """One Deployment of two replicas per follower and for imports, each with a PDB."""
     workers = {
         m["metadata"]["name"]: m
         for _, m in load_all()
         if m["kind"] == "Deployment" and m["metadata"]["name"].startswith("worker-")
     }
-    assert set(workers) == {f"worker-{name}" for name in follower_names()}
+    assert set(workers) == {f"worker-{name}" for name in (*follower_names(), IMPORT_WORKER)}
     for name, deployment in workers.items():
         follower = name.removeprefix("worker-")
         assert deployment["spec"]["replicas"] == 2, "an active runner and a standby"
