@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -81,6 +81,8 @@ class WritePath(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self.group_commit = GroupCommit(self._save_with_keys)
+        self.existing_ids: Callable[[Collection[UUID]], set[UUID]] = self._existing_ids
+        """Which of these aggregate ids exist; the infrastructure sets one query for all."""
         # Commands on one aggregate take turns inside this process, so a hot customer
         # costs waiting instead of failed attempts; across processes the event store's
         # version check still decides.
@@ -110,11 +112,14 @@ class WritePath(Application[UUID]):
         or refusal, in order.
 
         Every first attempt is decided without the others and all are saved in ONE atomic
-        save (one lock, one flush, instead of one per command). When that save is refused,
-        the batch is split in halves and each half saved, down to the commands that
-        conflict, which then go through the ordinary retry path alone (a fresh read, then
-        the precise refusal); earlier commands are saved first, so of two that claim the
-        same value the earlier one wins, as if they had run one after the other.
+        save (one lock, one flush, instead of one per command). A command that would
+        create an aggregate that exists already (a value reserved before, a customer
+        registered by an earlier run) or that an earlier command of the batch creates (two
+        rows with one email) is kept out of it, found by one look-up for the whole batch,
+        and goes through the ordinary retry path alone after the batch (a fresh read, then
+        the precise refusal or a released value reclaimed): so the earlier of two commands
+        wins, as if they had run one after the other. Should the save still be refused (a
+        concurrent writer in between), the batch is split in halves down to the culprits.
         """
         outcomes: list[Receipt | DomainError | None] = [None] * len(attempts)
         decided: list[_Decided] = []
@@ -126,10 +131,33 @@ class WritePath(Application[UUID]):
                 continue
             events = [e for aggregate in change.to_save for e in aggregate.collect_events()]
             decided.append(_Decided(index, change, events))
-        self._prepare_keys([e for d in decided for e in d.events])  # one look-up for all
-        self._save_or_split(decided, attempts, outcomes)
+        created = {
+            d.index: {e.originator_id for e in d.events if e.originator_version == 1}
+            for d in decided
+        }
+        taken = self.existing_ids({i for ids in created.values() for i in ids})
+        batch: list[_Decided] = []
+        alone: list[int] = []
+        for d in decided:
+            if created[d.index] & taken:
+                alone.append(d.index)
+            else:
+                taken |= created[d.index]
+                batch.append(d)
+        self._save_or_split(batch, attempts, outcomes)
+        for index in alone:
+            outcomes[index] = self._alone(attempts[index])
         assert all(outcome is not None for outcome in outcomes)
         return outcomes  # type: ignore[return-value]
+
+    def _alone(self, attempt: Callable[[], Change]) -> Receipt | DomainError:
+        try:
+            return self._attempts(attempt, None)
+        except DomainError as refused:
+            return refused
+
+    def _existing_ids(self, ids: Collection[UUID]) -> set[UUID]:
+        return {i for i in ids if self.recorder.select_events(i, limit=1)}
 
     def _save_or_split(
         self,
@@ -147,10 +175,7 @@ class WritePath(Application[UUID]):
                 self._save_or_split(group[:half], attempts, outcomes)
                 self._save_or_split(group[half:], attempts, outcomes)
                 return
-            try:
-                outcomes[group[0].index] = self._attempts(attempts[group[0].index], None)
-            except DomainError as refused:
-                outcomes[group[0].index] = refused
+            outcomes[group[0].index] = self._alone(attempts[group[0].index])
             return
         by_event = {id(r.domain_event): r.notification.id for r in recordings}
         for d in group:

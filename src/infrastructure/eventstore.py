@@ -8,6 +8,7 @@ running process builds the service with `CREATE_TABLE=n`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -70,6 +71,25 @@ class NumberSequence:
             return self._numbers.pop()
 
 
+class ExistingIds:
+    """Which of many aggregate ids have events: one query where the library has one per id
+    (a bulk import checks a batch's new customers and reservations at once)."""
+
+    def __init__(self, service: CustomerService, schema: str) -> None:
+        self._datastore = service.recorder.datastore  # type: ignore[attr-defined]
+        table = sql.Identifier(schema, service.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._statement = sql.SQL(
+            "SELECT DISTINCT originator_id FROM {} WHERE originator_id = ANY(%s)"
+        ).format(table)
+
+    def __call__(self, ids: Collection[UUID]) -> set[UUID]:
+        if not ids:
+            return set()
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._statement, (list(ids),))
+            return {row["originator_id"] for row in cursor.fetchall()}
+
+
 def build_service(settings: Settings, *, create_tables: bool = False) -> CustomerService:
     """The service on the configured database (which must be migrated unless create_tables)."""
     if settings.database_url is None:
@@ -110,6 +130,7 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
         service, settings.db_schema, "customer_number_seq"
     )
     service.next_ticket_number = NumberSequence(service, settings.db_schema, "ticket_number_seq")
+    service.existing_ids = ExistingIds(service, settings.db_schema)
     recorder(service).chain_key = chain_key(settings.audit_key, settings.secret_key)
     # The keys live beside the events, on the same pool, which the service has just made.
     key_ring.bind(service.recorder.datastore)  # type: ignore[attr-defined]

@@ -30,7 +30,6 @@ from uuid import UUID
 import psycopg
 import structlog
 from eventsourcing import persistence
-from eventsourcing.application import AggregateNotFoundError
 
 from domain.context import acting_as
 from domain.errors import DomainError, UniqueValueTakenError
@@ -134,26 +133,20 @@ class ImportWorker:
         self, import_id: UUID, actor: str, rows: Sequence[RowOutcome]
     ) -> list[RowOutcome]:
         """The rows' outcomes, their customers registered in one save where they can be."""
+        ids = {row.row: row_customer_id(import_id, row.row) for row in rows}
+        # Only a row a crashed run attempted can have its customer already.
+        registered = self.service.existing_ids([ids[row.row] for row in rows if row.attempted])
         found: dict[int, RowOutcome] = {}
         registrations = []
         for row in rows:
-            customer_id = row_customer_id(import_id, row.row)
-            if row.attempted and self._exists(customer_id):
-                # Registered by a run that crashed before recording the outcome.
-                found[row.row] = RowOutcome(row.row, "created", customer_id=customer_id)
+            if ids[row.row] in registered:
+                found[row.row] = RowOutcome(row.row, "created", customer_id=ids[row.row])
                 continue
             assert row.fields is not None
-            registrations.append((customer_id, self._transcoder.decode(row.fields)))
+            registrations.append((ids[row.row], self._transcoder.decode(row.fields)))
         with acting_as(actor, f"import:{import_id}"):
             results = iter(self.service.register_customers(registrations))
         return [found.get(row.row) or _outcome(row.row, next(results)) for row in rows]
-
-    def _exists(self, customer_id: UUID) -> bool:
-        try:
-            self.service.repository.get(customer_id)
-        except AggregateNotFoundError:
-            return False
-        return True
 
 
 def _outcome(row: int, result: Receipt | DomainError) -> RowOutcome:

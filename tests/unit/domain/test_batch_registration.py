@@ -95,3 +95,14 @@ def test_a_batch_run_again_registers_no_one_twice() -> None:
     again = service.register_customers(rows)
     assert not any(isinstance(r, Receipt) for r in again)
     assert service.recorder.max_notification_id() == before
+
+
+def test_a_value_released_before_is_reclaimed_by_a_row_of_the_batch() -> None:
+    """An email another customer gave up is free: the row claiming it is registered."""
+    service = CountingService()
+    bo = service.register_customer({"first_name": "Bo", "email": "ann2@example.com"})
+    service.change_profile(bo.aggregate_id, {"email": "bo@example.com"}, expected_version=1)
+    rows = _rows(5)
+    results = service.register_customers(rows)
+    assert all(isinstance(r, Receipt) for r in results)
+    assert _email_holder(service, "ann2@example.com") == rows[2][0]
