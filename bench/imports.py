@@ -8,7 +8,9 @@ by default) in the shape an old system exports: semicolons, "First Name", "E-mai
 
 Measured, each with the peak RSS of the process doing the work (sampled every 50 ms):
   - upload: streaming the file and the gateway reading and validating every row;
-  - import: the import worker registering the rows, in rows/s from the 202 to `done`;
+  - import: the import worker registering the rows, in rows/s from the 202 to `done`, and
+    the worker's CPU time per row (user + system), which depends far less than the rate
+    on what else the machine runs;
   - export: the whole search view (`registered_after=1970-01-01`) streamed as CSV, after
     the search follower caught up; the gateway's RSS before, at its peak during, and at
     each quarter of the stream shows whether memory stays flat.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import tempfile
@@ -158,9 +161,12 @@ async def run(rows: int) -> dict[str, Any]:
         with RssSampler({"gateway": gateway}, _SAMPLE_SECONDS) as upload_rss:
             import_id, upload_seconds = await _upload(system, path)
         accepted = time.monotonic()
+        cpu_before = importer.cpu_times()
         with RssSampler({"imports": importer, "gateway": gateway}, _SAMPLE_SECONDS) as rss:
             report = await _until_done(system, import_id)
         import_seconds = time.monotonic() - accepted
+        cpu_after = importer.cpu_times()
+        cpu_seconds = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
         results["upload"] = {
             "seconds": round(upload_seconds, 2),
             "rows_per_second": round(rows / upload_seconds),
@@ -172,6 +178,8 @@ async def run(rows: int) -> dict[str, Any]:
             "expected": expected,
             "seconds": round(import_seconds, 2),
             "rows_per_second": round(rows / import_seconds),
+            "worker_cpu_ms_per_row": round(1000 * cpu_seconds / rows, 2),
+            "load_average_1m_at_done": round(os.getloadavg()[0], 1),
             "worker_peak_rss_mb": round(rss.peaks_mb["imports"], 1),
             "gateway_peak_rss_mb": round(rss.peaks_mb["gateway"], 1),
         }

@@ -142,8 +142,9 @@ class WritePath(Application[UUID]):
             if created[d.index] & taken:
                 alone.append(d.index)
             else:
-                taken |= created[d.index]
                 batch.append(d)
+            # Even a command that runs alone keeps its values from the later commands.
+            taken |= created[d.index]
         self._save_or_split(batch, attempts, outcomes)
         for index in alone:
             outcomes[index] = self._alone(attempts[index])

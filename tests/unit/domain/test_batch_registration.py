@@ -106,3 +106,20 @@ def test_a_value_released_before_is_reclaimed_by_a_row_of_the_batch() -> None:
     results = service.register_customers(rows)
     assert all(isinstance(r, Receipt) for r in results)
     assert _email_holder(service, "ann2@example.com") == rows[2][0]
+
+
+def test_a_row_kept_out_of_the_save_still_wins_over_a_later_row() -> None:
+    """A row that runs alone (one value reserved before) keeps its other value from later rows."""
+    service = CustomerService(sealer=SecretSealer(SecretSealer.generate_key()))
+    bo = service.register_customer({"first_name": "Bo", "mobile_phone": "+14155550100"})
+    service.change_profile(bo.aggregate_id, {"mobile_phone": None}, expected_version=1)
+    rows = _rows(6)
+    rows[1] = (
+        rows[1][0],
+        {"first_name": "Cy", "email": "cy@example.com", "mobile_phone": "+14155550100"},
+    )
+    rows[4] = (rows[4][0], {"first_name": "Di", "email": "cy@example.com"})
+    results = service.register_customers(rows)
+    assert isinstance(results[1], Receipt), "the released phone is reclaimed, the email is new"
+    later = results[4]
+    assert isinstance(later, UniqueValueTakenError) and later.holder_id == rows[1][0]
