@@ -8,8 +8,8 @@ worker, including a restarted one, picks up where a crashed one stopped.
 One worker holds an import at a time (a session advisory lock per import, so several
 workers share the imports between them). It takes the pending rows a batch at a time and
 registers them `SAVE_ROWS` at a time in ONE atomic save each (`register_customers`: the
-customers and their reservations together; a batch that conflicts is split until the
-conflicting rows are retried alone, so a duplicate costs a few saves, not the batch).
+customers and their reservations together; the rows that would conflict, found by one
+look-up per batch, are registered alone after it, so a duplicate costs no failed save).
 Each row's customer id is derived from the import and the row (`row_customer_id`), and
 a new aggregate whose id exists refuses the save: a row whose customer was saved just
 before a crash, but whose outcome was not, is found by that id on the next run instead
