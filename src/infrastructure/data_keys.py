@@ -12,9 +12,9 @@ table was created with: `check_key_encryption_key` refuses to start a process wi
 another one, which would otherwise write events that no one could read together with the
 old ones.
 
-Unwrapped keys are cached per process: a live key for `cache_seconds` (so another
-process's erasure is seen within that time), a destroyed one for good. `prepare` fetches
-(or creates) every missing key of a save or a page of the log in ONE statement.
+Unwrapped keys are cached per process for `cache_seconds` (so another process's erasure
+is seen within that time), then dropped, so the cache holds only recently used keys.
+`prepare` fetches (or creates) every missing key of a save or a page of the log in ONE statement.
 """
 
 from __future__ import annotations
@@ -225,14 +225,20 @@ class PostgresKeyRing(KeyRing):
             if key is not None and expires < time.monotonic():
                 del self._cache[subject_id]
                 return False, None
-            self._cache.move_to_end(subject_id)
             return True, key
 
     def _remember(self, subject_id: UUID, key: DataKey | None) -> None:
         with self._lock:
-            self._cache[subject_id] = (key, time.monotonic() + self._cache_seconds)
+            now = time.monotonic()
+            self._cache[subject_id] = (key, now + self._cache_seconds)
             self._cache.move_to_end(subject_id)
-            while len(self._cache) > self._cache_size:
+            # Entries stand in the order of their expiry (a hit does not move one), so the
+            # expired ones are at the front: drop them here, or every customer ever read
+            # would stay (a soak saw 30% RSS growth in 10 minutes). A destroyed key
+            # dropped this way is read again as destroyed: its row is kept for good.
+            while self._cache and (
+                len(self._cache) > self._cache_size or next(iter(self._cache.values()))[1] < now
+            ):
                 self._cache.popitem(last=False)
 
     def _wrap(self, subject_id: UUID, key: bytes) -> bytes:
