@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import aiohttp
 import pytest
-from cryptography.fernet import Fernet
 
 from domain.portal import PortalAccount, portal_account_id
 from infrastructure.database import drop_schema
@@ -66,17 +66,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def stack_settings(
-    database_url: str, nats_url: str, db_schema: str, key_encryption_key: str
+    make_settings: Any, database_url: str, nats_url: str, db_schema: str
 ) -> Iterator[Settings]:
-    """Settings for a schema of this test's own, dropped afterwards."""
-    settings = Settings(
+    """Settings (fresh secrets, no developer CUSTOMERS_* variables) for a schema of this
+    test's own, dropped afterwards."""
+    settings = make_settings(
         database_url=database_url,
         nats_url=nats_url,
         db_schema=f"{db_schema}_logs",
-        jwt_secret=secrets.token_urlsafe(32),
-        secret_key=Fernet.generate_key().decode(),
-        notification_key=Fernet.generate_key().decode(),
-        key_encryption_key=key_encryption_key,
+        log_format="json",
     )
     yield settings
     for name in READ_MODELS:
