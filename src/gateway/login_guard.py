@@ -97,6 +97,8 @@ class LoginGuard:
     async def succeeded(self, pool: AsyncConnectionPool[Any], login: str) -> None:
         """Clear the login's count after a right password."""
         async with pool.connection() as connection:
+            # Also reached by an erasure, perhaps before any login made the table.
+            await self._create(connection)
             await connection.execute(
                 sql.SQL("DELETE FROM {} WHERE login_key = %s").format(self._table()),
                 (login_key(login),),
