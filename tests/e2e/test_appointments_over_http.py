@@ -16,6 +16,7 @@ from uuid import uuid4
 
 import pytest
 from aiohttp.test_utils import TestClient
+from tests.e2e.answers import ok, problem
 
 from domain.service import CustomerService
 from gateway import create_app
@@ -24,7 +25,6 @@ from infrastructure.settings import Settings
 
 Client = TestClient[Any, Any]
 Bearer = Callable[..., dict[str, str]]
-PROBLEM = "application/problem+json"
 
 
 class Clock:
@@ -87,18 +87,6 @@ def at(hours: float) -> str:
     """An RFC 3339 time `hours` from now, on a whole minute."""
     moment = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=hours)
     return moment.isoformat()
-
-
-async def ok(response: Any, status: int = 200) -> Any:
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status == status, await response.text()
-    assert response.headers["Content-Type"].startswith(PROBLEM)
-    body: dict[str, Any] = await response.json()
-    return body
 
 
 def fields(body: dict[str, Any]) -> list[str | None]:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from aiohttp.test_utils import TestClient
 from argon2 import profiles
+from tests.e2e.answers import ok, problem
 
 from domain.customers import Customer
 from domain.passwords import PasswordHasher
@@ -17,19 +18,6 @@ from domain.service import CustomerService
 
 Client = TestClient[Any, Any]
 Bearer = Callable[..., dict[str, str]]
-PROBLEM = "application/problem+json"
-
-
-async def ok(response: Any, status: int = 200) -> Any:
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status == status, await response.text()
-    assert response.headers["Content-Type"].startswith(PROBLEM)
-    body: dict[str, Any] = await response.json()
-    return body
 
 
 async def registered(client: Client, bearer: Bearer, body: dict[str, Any]) -> str:

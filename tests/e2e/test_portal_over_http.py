@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 from argon2 import profiles
+from tests.e2e.answers import ok, problem
 
 from domain.passwords import PasswordHasher
 from domain.portal import PortalAccount, portal_account_id, token_hash
@@ -29,7 +30,6 @@ from infrastructure.settings import Settings
 
 Client = TestClient[Any, Any]
 Bearer = Callable[..., dict[str, str]]
-PROBLEM = "application/problem+json"
 PASSWORD = "correct horse battery"
 
 
@@ -60,18 +60,6 @@ async def other_gateway(
 ) -> Client:
     client: Client = await aiohttp_client(create_app(api_settings, service=services[1]))
     return client
-
-
-async def ok(response: Any, status: int = 200) -> Any:
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status == status, await response.text()
-    assert response.headers["Content-Type"].startswith(PROBLEM)
-    body: dict[str, Any] = await response.json()
-    return body
 
 
 def fields(body: dict[str, Any]) -> list[str | None]:

@@ -9,10 +9,10 @@ from uuid import uuid4
 
 import pytest
 from aiohttp.test_utils import TestClient
+from tests.e2e.answers import ok, problem
 
 Client = TestClient[Any, Any]
 Bearer = Callable[..., dict[str, str]]
-PROBLEM = "application/problem+json"
 DEVICE = {"type": "laptop", "make": "Lenovo", "model": "X1", "serial": "PF-123"}
 
 
@@ -21,18 +21,6 @@ def tickets_view(followed: Any) -> Iterator[None]:
     """The tickets read model, kept current by a follower thread."""
     with followed("tickets"):
         yield
-
-
-async def ok(response: Any, status: int = 200) -> Any:
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status == status, await response.text()
-    assert response.headers["Content-Type"].startswith(PROBLEM)
-    body: dict[str, Any] = await response.json()
-    return body
 
 
 def fields(body: dict[str, Any]) -> list[str | None]:
