@@ -1,0 +1,62 @@
+"""What looks like a full payment card number: never stored, never logged, refused on sight.
+
+The service keeps cards only as a payment provider's token with brand, last 4 digits and
+expiry. A full number (PAN) in any text it is sent is a mistake to refuse, not to store:
+once in an event it would live in the log for ever.
+
+"Looks like" means 13 to 19 digits that pass the Luhn check and start as issued cards do
+(1 UATP, 2-6 the card networks: 0, 7, 8 and 9 are not card ranges), written either as one
+run of digits or in the groups people copy from a card (4-4-4-4[-3], Amex's 4-6-5), with
+single spaces or dashes. A run inside a longer token (a UUID's groups, a word, a `+49...`
+phone number) is not a card: the false refusals cost a user more than the rule gains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from stdnum import luhn
+
+__all__ = ["card_number_fields", "looks_like_card_number"]
+
+_CANDIDATE = re.compile(
+    r"(?<![\w+\-.])"  # not the tail of a longer token, a phone's + or a decimal
+    r"(?:\d{13,19}"
+    r"|\d{4}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,4}(?:(?P=sep)\d{1,3})?"
+    r"|\d{4}(?P<amex>[ -])\d{6}(?P=amex)\d{5})"
+    r"(?![\w\-.])"
+)
+_ISSUED = frozenset("123456")
+
+
+def looks_like_card_number(text: str) -> bool:
+    """Whether `text` holds, anywhere, something that looks like a full card number."""
+    if len(text) < 13:
+        return False
+    for match in _CANDIDATE.finditer(text):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 13 <= len(digits) <= 19 and digits[0] in _ISSUED and luhn.is_valid(digits):
+            return True
+    return False
+
+
+def card_number_fields(value: Any, path: str = "") -> Iterator[str]:
+    """The paths (`notes[0].text`, `custom_fields.po`) of a JSON value's strings, integers
+    and keys that look like card numbers, in document order."""
+    if isinstance(value, str):
+        if looks_like_card_number(value):
+            yield path or "body"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if looks_like_card_number(str(value)):
+            yield path or "body"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if looks_like_card_number(str(key)):
+                yield child
+            yield from card_number_fields(item, child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from card_number_fields(item, f"{path}[{index}]")

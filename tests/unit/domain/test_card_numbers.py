@@ -1,0 +1,101 @@
+"""What counts as a full card number: the test cards of every network, however written;
+not phone numbers, UUIDs or other long numbers people send."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from stdnum import luhn
+
+from domain.card_numbers import card_number_fields, looks_like_card_number
+
+TEST_CARDS = [
+    "4111111111111111",  # Visa
+    "4012888888881881",
+    "4222222222222",  # Visa, 13 digits
+    "5555555555554444",  # Mastercard
+    "2223003122003222",  # Mastercard 2-series
+    "378282246310005",  # Amex
+    "6011111111111117",  # Discover
+    "3566002020360505",  # JCB
+    "30569309025904",  # Diners
+    "6200000000000005",  # UnionPay
+    "6759649826438453",  # Maestro
+    "4111111111111111110",  # 19 digits
+]
+
+
+@pytest.mark.parametrize("number", TEST_CARDS)
+def test_every_networks_test_card_is_found(number: str) -> None:
+    assert looks_like_card_number(number)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "3782 822463 10005",
+        "card: 4111111111111111, exp 12/29",
+        "please charge\n5555 5555 5555 4444 thanks",
+    ],
+)
+def test_numbers_as_people_write_them_are_found(written: str) -> None:
+    assert looks_like_card_number(written)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111111111111112",  # fails Luhn
+        "7111111111111114",  # passes Luhn, 7 is no card range
+        "411111111111",  # 12 digits
+        "41111111111111111113",  # 20 digits
+        "+4915112345678",  # a phone in E.164
+        "4111 1111-1111 1111",  # mixed separators: not a copied card
+        "order 4111111111111111x",  # part of a longer token
+    ],
+)
+def test_what_is_not_a_card_number(text: str) -> None:
+    assert not looks_like_card_number(text)
+
+
+@given(st.uuids())
+def test_no_uuid_is_a_card_number(value: uuid.UUID) -> None:
+    assert not looks_like_card_number(str(value))
+
+
+@given(
+    st.sampled_from("123456"),
+    st.text("0123456789", min_size=11, max_size=17),
+    st.sampled_from(["", " ", "-"]),
+    st.text(" :,;\n", max_size=5),
+)
+def test_any_luhn_valid_issued_number_is_found(
+    first: str, body: str, separator: str, around: str
+) -> None:
+    digits = luhn.calc_check_digit(first + body)
+    number = first + body + digits
+    written = separator.join(number[i : i + 4] for i in range(0, len(number), 4))
+    assert looks_like_card_number(f"{around}{written}{around}")
+
+
+def test_fields_are_named_by_their_path() -> None:
+    body = {
+        "first_name": "Ada",
+        "notes": [{"text": "ok"}, {"text": "4111 1111 1111 1111"}],
+        "custom_fields": {"po": "5555555555554444"},
+        "amount": 4111111111111111,
+        "6011111111111117": "a key",
+    }
+    assert list(card_number_fields(body)) == [
+        "notes[1].text",
+        "custom_fields.po",
+        "amount",
+        "6011111111111117",
+    ]
+    assert list(card_number_fields("4111111111111111")) == ["body"]
+    assert list(card_number_fields({"ok": True, "n": 12})) == []
