@@ -5,48 +5,27 @@ time, actor and correlation id, and its field-level `changes: [{field, from, to}
 `from` side needs the state before the event, so the model keeps each customer's fields
 (as history names them) in `snapshots`, written in the same transaction as the rows.
 
-Field names (the `field` of a change):
-
-    first_name, email, birthday, ...       profile fields, named as in the API
-    assigned_staff_ids, notification_channels   the whole list
-    custom_fields.<key>                    one custom field
-    consent.newsletter, consent.promotional_sms
-    customer_number                        (registration)
-    deleted, blocked, block_reason, erased
-    notes[<note_id>].text, .urgent
-    contacts[<contact_id>].name, .role, .email, .phone
-    addresses[<address_id>].kind, .line1, .line2, .city, .region, .postal_code, .country
-    systems[<system_id>].system_type, .ip_address, .login, .secret, .version, .notes
-    key_custody.holder_staff_id, key_custody.location
-    custom_prices.<service_id>
-    credits[<credit_id>].amount, .reason
+The field names and what each event type sets come from recorders (`history_fields`): the
+customer's own events in `customer_history`, each other aggregate's in a module of its own,
+joined in `_RECORDERS` below.
 
 An erasure (`erased: true`) nulls every `from` and `to` of the customer's earlier rows: what
 changed, when and by whom stays; the values do not.
 
-A key or service id is everything after the first dot of `custom_fields.` or
-`custom_prices.`. Values are JSON: times and dates as ISO strings, money and percentages as
-decimal strings, ids as strings. Empty values (null, "", [], {}) all read as null, so a
-registration lists every non-empty field `from: null` and a removed part lists each of its
-fields `to: null`. An equipment secret is never shown, sealed or not: `systems[<id>].secret`
-is `"***"` when one is set and null when not, and every new secret is listed, `"***"` to
-`"***"`. Changes follow the event's own order (profile fields in declaration order, the
-others sorted), so replaying the log gives the same rows whatever the batch size.
+Empty values (null, "", [], {}) all read as null, so a registration lists every non-empty
+field `from: null` and a removed part lists each of its fields `to: null`. Changes follow
+the event's own order, so replaying the log gives the same rows whatever the batch size.
 
 Every customer event makes a row (one this module does not know yet, with no changes);
-other aggregates' events (reservations, idempotent requests) are skipped for now. An
-appointment's or ticket's event that carries a `customer_id` joins its customer's history
-with one `@_records(EventClass)` method.
+other aggregates' events (reservations, idempotent requests) are skipped. Another aggregate's
+event that carries a `customer_id` joins its customer's history through its recorder.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -55,25 +34,22 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from domain.base import event_name
-from domain.customers import CONSENT_TOPICS, Customer
-from domain.values import Address, Contact, InstalledSystem, Profile
+from domain.customers import Customer
+from projections import customer_history
 from projections.base import Batch, ReadModel
+from projections.history_fields import MASK, Fields, Recorder, Renewed
 
 __all__ = ["MASK", "HistoryModel", "subject_of"]
 
-MASK = "***"
-"""What history shows for a secret that is set."""
-
-Fields = dict[str, Any]
-"""A customer's fields by history name; an absent name is null."""
+_RECORDERS: dict[type[Any], Recorder] = {
+    **customer_history.RECORDERS,
+}
+"""What each event type sets in its customer's history: one line per recorders' module."""
 
 _EMPTY_TYPES = frozenset({str, list, dict})
 _UNSET = object()
-_PLAIN = frozenset({str, bool, int})
 _UNSET_MEANS = {"deleted": False, "blocked": False, "erased": False}
 """Fields a registration does not list but that have a value from the start."""
-_PROFILE_RANK = {name: rank for rank, name in enumerate(Profile.field_names())}
-_CUSTOM_FIELDS = len("custom_fields.")
 _ROW_COLUMNS = (
     "position",
     "customer_id",
@@ -85,36 +61,6 @@ _ROW_COLUMNS = (
     "changes",
 )
 _ROW_TYPES = ("int8", "uuid", "int4", "text", "timestamptz", "text", "text", "jsonb")
-_SYSTEM_FIELDS = tuple(f.name for f in dataclasses.fields(InstalledSystem))
-_PART_FIELDS = {
-    part: tuple(f.name for f in dataclasses.fields(part))[1:]  # the id comes first
-    for part in (Address, Contact)
-}
-
-
-Recorder = Callable[["HistoryModel", Any, Fields], Fields]
-_RECORDERS: dict[type[Any], Recorder] = {}
-R = TypeVar("R", bound=Recorder)
-
-
-def _records(event_type: type[Any]) -> Callable[[R], R]:
-    """Make a HistoryModel method what `event_type` sets in its customer's history.
-
-    A dict by exact type rather than singledispatch: dispatch runs once per event of a
-    rebuild, and singledispatchmethod re-wraps the method on every call.
-    """
-
-    def register(method: R) -> R:
-        _RECORDERS[event_type] = method
-        return method
-
-    return register
-
-
-class Renewed(NamedTuple):
-    """A value listed as changed even when it reads the same (a new secret behind the mask)."""
-
-    value: Any
 
 
 class HistoryModel(ReadModel):
@@ -129,99 +75,9 @@ class HistoryModel(ReadModel):
         None when the event is not part of a customer's history."""
         recorder = _RECORDERS.get(type(event))
         if recorder is not None:
-            return recorder(self, event, before)
+            return recorder(event, before)
         # A customer event without a method here still happened: its row, with no changes.
         return {} if isinstance(event, Customer.Event) else None
-
-    @_records(Customer.Registered)
-    def _registered(self, event: Customer.Registered, before: Fields) -> Fields:
-        fields: Fields = {"customer_number": event.customer_number}
-        fields.update(_profile(vars(event.profile), before, in_order=True))
-        for address in event.addresses:
-            fields.update(_part("addresses", address.address_id, address))
-        return fields
-
-    @_records(Customer.ProfileChanged)
-    def _profile_changed(self, event: Customer.ProfileChanged, before: Fields) -> Fields:
-        return _profile(event.changes, before)
-
-    @_records(Customer.ConsentChanged)
-    def _consent_changed(self, event: Customer.ConsentChanged, before: Fields) -> Fields:
-        return {f"consent.{event.topic}": event.granted}
-
-    @_records(Customer.Deleted)
-    def _deleted(self, event: Customer.Deleted, before: Fields) -> Fields:
-        return {"deleted": True}
-
-    @_records(Customer.Restored)
-    def _restored(self, event: Customer.Restored, before: Fields) -> Fields:
-        return {"deleted": False}
-
-    @_records(Customer.Blocked)
-    def _blocked(self, event: Customer.Blocked, before: Fields) -> Fields:
-        return {"blocked": True, "block_reason": event.reason}
-
-    @_records(Customer.Unblocked)
-    def _unblocked(self, event: Customer.Unblocked, before: Fields) -> Fields:
-        return {"blocked": False, "block_reason": None}
-
-    @_records(Customer.NoteAdded)
-    def _note_added(self, event: Customer.NoteAdded, before: Fields) -> Fields:
-        prefix = f"notes[{event.note_id}]."
-        return {f"{prefix}text": event.text, f"{prefix}urgent": event.urgent}
-
-    @_records(Customer.NoteRemoved)
-    def _note_removed(self, event: Customer.NoteRemoved, before: Fields) -> Fields:
-        return _removed(before, f"notes[{event.note_id}].")
-
-    @_records(Customer.ContactAdded)
-    def _contact_added(self, event: Customer.ContactAdded, before: Fields) -> Fields:
-        return _part("contacts", event.contact.contact_id, event.contact)
-
-    @_records(Customer.ContactRemoved)
-    def _contact_removed(self, event: Customer.ContactRemoved, before: Fields) -> Fields:
-        return _removed(before, f"contacts[{event.contact_id}].")
-
-    @_records(Customer.AddressAdded)
-    def _address_added(self, event: Customer.AddressAdded, before: Fields) -> Fields:
-        return _part("addresses", event.address.address_id, event.address)
-
-    @_records(Customer.AddressRemoved)
-    def _address_removed(self, event: Customer.AddressRemoved, before: Fields) -> Fields:
-        return _removed(before, f"addresses[{event.address_id}].")
-
-    @_records(Customer.SystemInstalled)
-    def _system_installed(self, event: Customer.SystemInstalled, before: Fields) -> Fields:
-        system = event.system
-        return _system(system.system_id, {name: getattr(system, name) for name in _SYSTEM_FIELDS})
-
-    @_records(Customer.SystemChanged)
-    def _system_changed(self, event: Customer.SystemChanged, before: Fields) -> Fields:
-        return _system(event.system_id, event.changes)
-
-    @_records(Customer.SystemRemoved)
-    def _system_removed(self, event: Customer.SystemRemoved, before: Fields) -> Fields:
-        return _removed(before, f"systems[{event.system_id}].")
-
-    @_records(Customer.KeyCustodyChanged)
-    def _key_custody_changed(self, event: Customer.KeyCustodyChanged, before: Fields) -> Fields:
-        return {
-            "key_custody.holder_staff_id": event.holder_staff_id,
-            "key_custody.location": event.location,
-        }
-
-    @_records(Customer.CustomPriceSet)
-    def _custom_price_set(self, event: Customer.CustomPriceSet, before: Fields) -> Fields:
-        return {f"custom_prices.{event.service_id}": _json(event.price)}
-
-    @_records(Customer.Erased)
-    def _erased(self, event: Customer.Erased, before: Fields) -> Fields:
-        return {"erased": True}
-
-    @_records(Customer.CreditAdded)
-    def _credit_added(self, event: Customer.CreditAdded, before: Fields) -> Fields:
-        prefix = f"credits[{event.credit_id}]."
-        return {f"{prefix}amount": _json(event.amount), f"{prefix}reason": event.reason}
 
     # ---- batches ---------------------------------------------------------------------------
 
@@ -370,66 +226,3 @@ def _apply_changes(before: Fields, after: Mapping[str, Any]) -> list[dict[str, A
         else:
             before[name] = value
     return changes
-
-
-def _profile(values: Mapping[str, Any], before: Fields, *, in_order: bool = False) -> Fields:
-    """Profile values as history fields, in the profile's order (`in_order`: already so)."""
-    fields: Fields = {}
-    for name in values if in_order else sorted(values, key=_profile_rank):
-        value = values[name]
-        if name == "custom_fields":
-            new = value or {}
-            old = {k[_CUSTOM_FIELDS:] for k in before if k.startswith("custom_fields.")}
-            for key in sorted(old | set(new)):
-                fields[f"custom_fields.{key}"] = new.get(key)
-        elif name in CONSENT_TOPICS:
-            fields[f"consent.{name}"] = value
-        else:
-            fields[name] = _json(value)
-    return fields
-
-
-def _profile_rank(name: str) -> int:
-    # A field no longer in the profile (old history) goes last.
-    return _PROFILE_RANK.get(name, len(_PROFILE_RANK))
-
-
-def _part(collection: str, part_id: UUID, part: Address | Contact) -> Fields:
-    """A part's fields (all but its id) under `collection[<id>].`."""
-    prefix = f"{collection}[{part_id}]."
-    return {f"{prefix}{name}": _json(getattr(part, name)) for name in _PART_FIELDS[type(part)]}
-
-
-def _system(system_id: UUID, values: Mapping[str, Any]) -> Fields:
-    """An installed system's fields; the sealed secret only as the mask, every new one listed."""
-    prefix = f"systems[{system_id}]."
-    fields: Fields = {}
-    for name, value in values.items():
-        if name == "system_id":
-            continue
-        if name == "sealed_secret":
-            fields[f"{prefix}secret"] = Renewed(MASK) if value else None
-        else:
-            fields[f"{prefix}{name}"] = _json(value)
-    return fields
-
-
-def _removed(before: Fields, prefix: str) -> Fields:
-    return {name: None for name in sorted(before) if name.startswith(prefix)}
-
-
-def _json(value: Any) -> Any:
-    """A value as history stores it: JSON, with times, money and ids as strings."""
-    if value is None or type(value) in _PLAIN:
-        return value
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    raise TypeError(f"history cannot show a {type(value).__name__}")
