@@ -26,15 +26,14 @@ from typing import Any, Literal
 
 import orjson
 import psycopg
-import psycopg_pool
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from eventsourcing import persistence
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from domain import errors as domain
 from gateway.keys import REQUEST_ID_KEY, RESPONSE_STARTED_KEY
+from infrastructure.database import DATABASE_UNAVAILABLE
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -55,13 +54,6 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://customers.example/problems/"
 RETRY_AFTER_SECONDS = 5
 
-# Unreachable or failing storage: worth a retry, and never the client's fault.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,  # includes psycopg_pool.PoolTimeout
-    psycopg_pool.PoolTimeout,
-    persistence.OperationalError,
-    persistence.InterfaceError,
-)
 _SLUGS = {
     400: "malformed-request",
     401: "unauthorized",
@@ -204,7 +196,7 @@ def problem_from_exception(exc: Exception) -> Problem:
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` says storage is unreachable (worth a retry, never the client's fault)."""
-    return isinstance(exc, _UNAVAILABLE)
+    return isinstance(exc, DATABASE_UNAVAILABLE)
 
 
 def refuses_writes(exc: BaseException) -> bool:

@@ -13,10 +13,27 @@ import getpass
 import math
 
 import psycopg
+import psycopg_pool
+from eventsourcing import persistence
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-__all__ = ["check_postgres", "drop_schema", "ensure_schema", "parse_database_url", "postgres_env"]
+__all__ = [
+    "DATABASE_UNAVAILABLE",
+    "check_postgres",
+    "drop_schema",
+    "ensure_schema",
+    "parse_database_url",
+    "postgres_env",
+]
+
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+)
+"""Unreachable or failing storage: worth a retry, and never the client's fault."""
 
 # The connection parameters the library's recorder can be given; anything else in a URL
 # (sslmode, options...) would be silently dropped, so it is refused instead. libpq's own

@@ -29,12 +29,12 @@ from uuid import UUID
 
 import psycopg
 import structlog
-from eventsourcing import persistence
 
 from domain.context import acting_as
 from domain.errors import DomainError, UniqueValueTakenError
 from domain.service import CustomerService
 from domain.write_path import Receipt
+from infrastructure.database import DATABASE_UNAVAILABLE
 from infrastructure.imports import IMPORTS_CHANNEL, ImportStore, RowOutcome, row_customer_id
 
 __all__ = ["ImportWorker"]
@@ -48,7 +48,6 @@ SAVE_ROWS = 128
 GIVE_UP_AFTER = 5
 """Failed attempts (errors that are neither a refusal nor an outage) before `failed`."""
 IDLE_WAIT_SECONDS = 1.0
-_UNAVAILABLE = (persistence.OperationalError, persistence.InterfaceError, psycopg.OperationalError)
 
 
 class ImportWorker:
@@ -117,7 +116,7 @@ class ImportWorker:
                     part = rows[start : start + self._save_rows]
                     outcomes += self._register(import_id, summary.created_by, part)
                 self.store.record(import_id, outcomes)
-            except _UNAVAILABLE as error:
+            except DATABASE_UNAVAILABLE as error:
                 # Not the import's fault: the next round tries again from the same rows.
                 _log.warning("import_paused", import_id=str(import_id), error=repr(error))
                 self._stop.wait(IDLE_WAIT_SECONDS)
