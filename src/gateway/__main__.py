@@ -23,7 +23,7 @@ __all__ = ["main"]
 def main() -> None:
     """Load settings, build the service and serve until SIGINT or SIGTERM."""
     # Imported here so that importing the gateway (tests, tooling) reads no environment.
-    from infrastructure.eventstore import build_service
+    from infrastructure.eventstore import build_service_once_reachable
     from infrastructure.logs import configure_logging
     from infrastructure.settings import load_settings
 
@@ -34,7 +34,9 @@ def main() -> None:
         checks["postgres"] = postgres_check(settings.database_url)
     if settings.nats_url is not None:
         checks["nats"] = nats_check(settings.nats_url)
-    service = build_service(settings)
+    # Started before its database (a reboot, `compose up`): wait for it rather than exit.
+    service = build_service_once_reachable(settings)
+    assert service is not None  # without a stop event it only returns a service
     app = create_app(settings, service=service, readiness_checks=checks)
     # First in, so last out: the pool closes after the thread pool has drained its calls.
     app.cleanup_ctx.insert(0, _closing(service.close))

@@ -24,13 +24,19 @@ from infrastructure.data_keys import (
     PostgresKeyRing,
     decode_key_encryption_key,
 )
-from infrastructure.database import ensure_schema, parse_database_url, postgres_env
+from infrastructure.database import (
+    DATABASE_UNAVAILABLE,
+    ensure_schema,
+    parse_database_url,
+    postgres_env,
+)
 from infrastructure.hash_chain import ChainedRecorder, chain_key, install_chain
 from infrastructure.imports import create_import_tables
 from infrastructure.settings import Settings
 
 __all__ = [
     "build_service",
+    "build_service_once_reachable",
     "event_positions",
     "migrate_event_store",
     "read_model_datastore",
@@ -88,6 +94,24 @@ class ExistingIds:
         with self._datastore.transaction(commit=False) as cursor:
             cursor.execute(self._statement, (list(ids),))
             return {row["originator_id"] for row in cursor.fetchall()}
+
+
+def build_service_once_reachable(
+    settings: Settings, stop: threading.Event | None = None, *, pause: float = 2.0
+) -> CustomerService | None:
+    """The service, built as soon as the database answers; None if `stop` is set first.
+
+    Processes started before their database (a host's reboot, `compose up`) wait for it,
+    saying so every `pause` seconds, instead of dying at start.
+    """
+    stop = stop or threading.Event()
+    while True:
+        try:
+            return build_service(settings)
+        except DATABASE_UNAVAILABLE as error:
+            _log.warning("database_unavailable", error=str(error), retry_in=pause)
+        if stop.wait(pause):
+            return None
 
 
 def build_service(settings: Settings, *, create_tables: bool = False) -> CustomerService:

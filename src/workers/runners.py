@@ -16,8 +16,7 @@ import structlog
 from prometheus_client import start_http_server
 
 from domain.service import CustomerService
-from infrastructure.database import DATABASE_UNAVAILABLE
-from infrastructure.eventstore import build_service
+from infrastructure.eventstore import build_service_once_reachable
 from infrastructure.settings import Settings
 from projections.base import PoisonEventError, PoisonPolicy
 from projections.catalog import READ_MODELS, open_read_model
@@ -79,7 +78,7 @@ def run_followers(
     if settings.worker_metrics_port is not None:
         # The relay's per-event ack latency and the followers' gauges live in this process.
         start_http_server(settings.worker_metrics_port, addr=settings.http_host)
-    service = _service_once_reachable(settings, stop)
+    service = build_service_once_reachable(settings, stop, pause=RESTART_PAUSE_SECONDS)
     if service is None:
         return  # told to stop before the database answered
     sinks = _sinks()
@@ -106,18 +105,6 @@ def run_followers(
         for thread in threads:
             thread.join()
         service.close()
-
-
-def _service_once_reachable(settings: Settings, stop: threading.Event) -> CustomerService | None:
-    """The service, built as soon as the database answers: workers started before their
-    database (a host's reboot, `compose up`) wait for it instead of dying at start."""
-    while True:
-        try:
-            return build_service(settings)
-        except DATABASE_UNAVAILABLE as error:
-            _log.warning("database_unavailable", error=str(error), retry_in=RESTART_PAUSE_SECONDS)
-        if stop.wait(RESTART_PAUSE_SECONDS):
-            return None
 
 
 def _keep_running(

@@ -1,7 +1,8 @@
-"""Workers started while PostgreSQL is down (a host's reboot, `compose up`) wait for it."""
+"""Processes started while PostgreSQL is down (a host's reboot, `compose up`) wait for it."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -12,14 +13,15 @@ from workers.runners import RESTART_PAUSE_SECONDS
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-def test_workers_started_before_the_database_wait_for_it_then_catch_up(
+def test_workers_and_gateway_started_before_the_database_wait_for_it_then_serve(
     fault_servers: Any, processes: Any, load: Any, audit: Any, wait_for: Any
 ) -> None:
     fault_servers.postgres.stop("fast")
     workers = processes.start("all")  # fails if the process exits in its first seconds
     time.sleep(2 * RESTART_PAUSE_SECONDS)
     assert workers.poll() is None, "the workers died waiting for the database"
-    fault_servers.postgres.start()
+    # The gateway starts while the database is still down; start waits for its /readyz.
+    threading.Timer(2 * RESTART_PAUSE_SECONDS, fault_servers.postgres.start).start()
     processes.start("gateway")
     running = load()
     wait_for(lambda: len(running.acknowledged) >= 30, 60, "registrations")
@@ -28,5 +30,5 @@ def test_workers_started_before_the_database_wait_for_it_then_catch_up(
     assert running.unexpected == [], running.unexpected[:5]
     assert workers.poll() is None, "the workers had to restart"
     audit.assert_nothing_lost(running)
-    log = (processes.folder / "all.log").read_text()
-    assert '"database_unavailable"' in log
+    for name in ("all", "gateway"):
+        assert '"database_unavailable"' in (processes.folder / f"{name}.log").read_text(), name
