@@ -12,6 +12,13 @@ table was created with: `check_key_encryption_key` refuses to start a process wi
 another one, which would otherwise write events that no one could read together with the
 old ones.
 
+Rotating the key-encryption key: configure the new one as `CUSTOMERS_KEY_ENCRYPTION_KEY`
+and the old one in `CUSTOMERS_PREVIOUS_KEY_ENCRYPTION_KEYS` (comma-separated) on every
+process; they open keys wrapped with either and wrap new ones with the new key. Then
+`customers keys rewrap` wraps every stored key with the new one (in batches, resumable),
+after which the old key can be removed from the settings and destroyed. A backup taken
+before the rewrap still needs the old key.
+
 Unwrapped keys are cached per process for `cache_seconds` (so another process's erasure
 is seen within that time), then dropped, so the cache holds only recently used keys.
 `prepare` fetches (or creates) every missing key of a save or a page of the log in ONE statement.
@@ -20,11 +27,12 @@ is seen within that time), then dropped, so the cache holds only recently used k
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -48,6 +56,7 @@ _CHECK_SUBJECT = UUID(int=0)
 _CHECK_VALUE = b"customers data keys"
 _NONCE_BYTES = 12
 _VARIABLE = "CUSTOMERS_KEY_ENCRYPTION_KEY"
+_PREVIOUS_VARIABLE = "CUSTOMERS_PREVIOUS_KEY_ENCRYPTION_KEYS"
 _BLOCK = 50
 """New customers' keys created ahead in one statement."""
 
@@ -75,6 +84,7 @@ class PostgresKeyRing(KeyRing):
         schema: str,
         key_encryption_key: bytes,
         *,
+        previous_keys: Sequence[bytes] = (),
         datastore: Any = None,
         cache_seconds: float = 60.0,
         cache_size: int = 100_000,
@@ -83,6 +93,8 @@ class PostgresKeyRing(KeyRing):
         self._schema = schema
         self._table = sql.Identifier(schema, TABLE)
         self._kek = AESGCM(key_encryption_key)
+        self._previous = [AESGCM(key) for key in previous_keys]
+        """Keys that may still wrap some data keys during a rotation: tried after the current."""
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
         self._cache: OrderedDict[UUID, tuple[DataKey | None, float]] = OrderedDict()
@@ -129,9 +141,10 @@ class PostgresKeyRing(KeyRing):
         except InvalidTag:
             ok = False
         if not ok:
+            also = f" nor {_PREVIOUS_VARIABLE}" if self._previous else ""
             raise LostKeyEncryptionKeyError(
-                f"{_VARIABLE}: does not open the data keys in {self._schema}.{TABLE} (they were"
-                " wrapped with another key); restore that key: starting with this one would"
+                f"{_VARIABLE}{also}: does not open the data keys in {self._schema}.{TABLE} (they"
+                " were wrapped with another key); restore that key: starting with this one would"
                 " write personal data no one could read with the data already stored"
             )
         self._checked = True
@@ -177,6 +190,44 @@ class PostgresKeyRing(KeyRing):
                 (subject_id,),
             )
         self._remember(subject_id, None)
+
+    # ---- rotation -----------------------------------------------------------------------
+
+    def rewrap(self, *, batch: int = 1000) -> int:
+        """Wrap every stored key (and the check row) with the current key-encryption key;
+        how many were wrapped with a previous one. One transaction per batch, so it can be
+        stopped and run again; processes reading meanwhile open either wrapping."""
+        self.check_key_encryption_key()
+        rewrapped, after = 0, None
+        select = sql.SQL(
+            "SELECT subject_id, wrapped_key FROM {} WHERE (%s::uuid IS NULL OR subject_id > %s)"
+            " AND wrapped_key IS NOT NULL ORDER BY subject_id LIMIT %s FOR UPDATE"
+        ).format(self._table)
+        update = sql.SQL("UPDATE {} SET wrapped_key = %s WHERE subject_id = %s").format(self._table)
+        while True:
+            with self._datastore.transaction(commit=True) as cursor:
+                cursor.execute(select, (after, after, batch))
+                rows = cursor.fetchall()
+                changed = []
+                for row in rows:
+                    subject, wrapped = row["subject_id"], bytes(row["wrapped_key"])
+                    if not self._opens_with_current(subject, wrapped):
+                        changed.append(
+                            (self._wrap(subject, self._unwrap(subject, wrapped)), subject)
+                        )
+                if changed:
+                    cursor.executemany(update, changed)
+            rewrapped += len(changed)
+            if len(rows) < batch:
+                return rewrapped
+            after = rows[-1]["subject_id"]
+
+    def _opens_with_current(self, subject_id: UUID, wrapped: bytes) -> bool:
+        try:
+            self._kek.decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], subject_id.bytes)
+        except InvalidTag:
+            return False
+        return True
 
     # ---- storage and cache --------------------------------------------------------------
 
@@ -246,4 +297,9 @@ class PostgresKeyRing(KeyRing):
         return nonce + self._kek.encrypt(nonce, key, subject_id.bytes)
 
     def _unwrap(self, subject_id: UUID, wrapped: bytes) -> bytes:
-        return self._kek.decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], subject_id.bytes)
+        nonce, sealed = wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:]
+        keys = (self._kek, *self._previous)  # previous ones only during a rotation
+        for key in keys[:-1]:
+            with contextlib.suppress(InvalidTag):
+                return key.decrypt(nonce, sealed, subject_id.bytes)
+        return keys[-1].decrypt(nonce, sealed, subject_id.bytes)  # InvalidTag if none opens it

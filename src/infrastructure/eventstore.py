@@ -139,9 +139,14 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
     env["POSTGRES_CONNECT_TIMEOUT"] = "1"
     # No pre-ping (a round trip per checkout): a connection broken by a database restart
     # fails its statement, and the recorder's own retry takes a fresh one.
+    previous = settings.previous_key_encryption_keys
     key_ring = PostgresKeyRing(
         settings.db_schema,
         decode_key_encryption_key(settings.key_encryption_key.get_secret_value()),
+        previous_keys=[
+            decode_key_encryption_key(key)
+            for key in (previous.get_secret_value().split(",") if previous else ())
+        ],
     )
     service = CustomerService(
         env,

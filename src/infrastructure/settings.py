@@ -35,7 +35,14 @@ _SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")
 
 # Fields whose value must never be echoed back in an error message.
 _SECRET_FIELDS = frozenset(
-    {"jwt_secret", "secret_key", "notification_key", "audit_key", "key_encryption_key"}
+    {
+        "jwt_secret",
+        "secret_key",
+        "notification_key",
+        "audit_key",
+        "key_encryption_key",
+        "previous_key_encryption_keys",
+    }
 )
 # URLs are shown with their password masked.
 _URL_FIELDS = frozenset({"database_url", "nats_url"})
@@ -84,6 +91,9 @@ class Settings(BaseSettings):
     key_encryption_key: SecretStr | None = None
     """Wraps every customer's data key (32 bytes, url-safe base64); generated into
     `data_dir` in local mode. Losing it loses all personal data: keep it apart from backups."""
+    previous_key_encryption_keys: SecretStr | None = None
+    """During a rotation only: the old key-encryption key(s), comma-separated, which still
+    open data keys until `customers keys rewrap` has wrapped them all with the new one."""
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
     db_schema: str = "customers"
@@ -147,14 +157,15 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
-    @field_validator("key_encryption_key")
+    @field_validator("key_encryption_key", "previous_key_encryption_keys")
     @classmethod
     def _check_key_encryption_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             from infrastructure.data_keys import decode_key_encryption_key
 
             try:
-                decode_key_encryption_key(value.get_secret_value())
+                for key in value.get_secret_value().split(","):
+                    decode_key_encryption_key(key)
             except ValueError as error:
                 raise ValueError(
                     f"{error} (make one with: python -c 'import base64, os;"

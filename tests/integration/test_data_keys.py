@@ -259,3 +259,70 @@ def test_the_key_cache_keeps_only_recently_used_keys(own_settings: Settings) -> 
         assert ring.data_key(first[0]) is not None
     finally:
         service.close()
+
+
+def test_a_rotated_key_encryption_key_opens_every_customer_once_rewrapped(
+    own_settings: Settings,
+) -> None:
+    """Rotation: new key + old as previous reads both; `customers keys rewrap` re-wraps every
+    stored key; then the new key alone opens everything and the old one opens nothing."""
+    assert own_settings.key_encryption_key is not None
+    old = own_settings.key_encryption_key.get_secret_value()
+    new = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    before = build_service(own_settings)
+    try:
+        kept = [
+            before.register_customer({"first_name": f"c{i}", "email": f"c{i}@example.com"})
+            for i in range(3)
+        ]
+        erased = before.register_customer({"first_name": "gone"})
+        before.erase_customer(erased.aggregate_id, expected_version=erased.version)
+        (wrapped_with_old,) = rows(
+            before, "SELECT count(*) AS n FROM {schema}.data_keys WHERE wrapped_key IS NOT NULL"
+        )
+    finally:
+        before.close()
+    rotating = own_settings.model_copy(
+        update={"key_encryption_key": _secret(new), "previous_key_encryption_keys": _secret(old)}
+    )
+    during = build_service(rotating)
+    try:
+        assert during.get_customer(kept[0].aggregate_id).profile.email == "c0@example.com"
+        late = during.register_customer({"first_name": "late", "email": "late@example.com"})
+    finally:
+        during.close()
+
+    rewrap = [sys.executable, "-m", "workers", "keys", "rewrap", "--batch", "7"]
+    env = _env_of(rotating)
+    done = subprocess.run(rewrap, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    expected = f"rewrapped {wrapped_with_old['n']} data keys with CUSTOMERS_KEY_ENCRYPTION_KEY"
+    assert done.stdout.strip() == expected
+    again = subprocess.run(rewrap, env=env, capture_output=True, text=True, timeout=120)
+    assert again.stdout.startswith("rewrapped 0 data keys"), again.stdout + again.stderr
+
+    only_new = own_settings.model_copy(update={"key_encryption_key": _secret(new)})
+    after = build_service(only_new)
+    try:
+        emails = [after.get_customer(r.aggregate_id).profile.email for r in (*kept, late)]
+        assert emails == ["c0@example.com", "c1@example.com", "c2@example.com", "late@example.com"]
+        assert after.get_customer(erased.aggregate_id).erased
+    finally:
+        after.close()
+    with pytest.raises(LostKeyEncryptionKeyError):
+        build_service(own_settings)  # the old key alone: nothing is wrapped with it any more
+
+
+def _env_of(settings: Settings) -> dict[str, str]:
+    assert settings.database_url is not None and settings.key_encryption_key is not None
+    assert settings.previous_key_encryption_keys is not None and settings.secret_key is not None
+    return {
+        **os.environ,
+        "CUSTOMERS_DATABASE_URL": settings.database_url,
+        "CUSTOMERS_DB_SCHEMA": settings.db_schema,
+        "CUSTOMERS_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "CUSTOMERS_KEY_ENCRYPTION_KEY": settings.key_encryption_key.get_secret_value(),
+        "CUSTOMERS_PREVIOUS_KEY_ENCRYPTION_KEYS": (
+            settings.previous_key_encryption_keys.get_secret_value()
+        ),
+    }
