@@ -338,6 +338,9 @@ class CustomerCommands(WritePath):
         self, customer_id: UUID, *, version: int | None = None, as_of: datetime | None = None
     ) -> Customer:
         """The customer now, at a version, or as it was at a moment."""
+        if version is not None:
+            # The past must not outlive an erasure by another process's cached key.
+            self.key_ring.forget(customer_id)
         if as_of is None:
             try:
                 customer: Aggregate = self.repository.get(customer_id, version=version)
@@ -361,6 +364,7 @@ class CustomerCommands(WritePath):
 
     def customer_events(self, customer_id: UUID) -> Iterator[Customer.Event]:
         """The customer's stream, oldest first (raises NotFoundError for an unknown id)."""
+        self.key_ring.forget(customer_id)  # as get_customer: after an erasure, nothing in clear
         events = iter(self.events.get(customer_id))
         first = next(events, None)
         if not isinstance(first, Customer.Registered):

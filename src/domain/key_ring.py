@@ -101,6 +101,11 @@ class KeyRing(ABC):
     def destroy(self, subject_id: UUID) -> None:
         """Destroy the subject's key (idempotent); it is never created again."""
 
+    @abstractmethod
+    def forget(self, subject_id: UUID) -> None:
+        """Look the subject's key up again next time: a store that caches keys drops its
+        copy, so an erasure made by another process counts at once (past versions, audit)."""
+
 
 class InMemoryKeyRing(KeyRing):
     """Keys in a dict: for the in-memory event store of tests and tools."""
@@ -124,3 +129,6 @@ class InMemoryKeyRing(KeyRing):
     def destroy(self, subject_id: UUID) -> None:
         with self._lock:
             self._keys[subject_id] = None
+
+    def forget(self, subject_id: UUID) -> None:
+        """Nothing to forget: the dict is the store itself."""

@@ -21,6 +21,8 @@ before the rewrap still needs the old key.
 
 Unwrapped keys are cached per process for `cache_seconds` (so another process's erasure
 is seen within that time), then dropped, so the cache holds only recently used keys.
+Reads of the past (a customer's earlier version, its raw events) `forget` the cached key
+first: those are what an erasure must hide at once, and they are rare enough to pay a look-up.
 `prepare` fetches (or creates) every missing key of a save or a page of the log in ONE statement.
 """
 
@@ -190,6 +192,12 @@ class PostgresKeyRing(KeyRing):
                 (subject_id,),
             )
         self._remember(subject_id, None)
+
+    def forget(self, subject_id: UUID) -> None:
+        with self._lock:
+            entry = self._cache.get(subject_id)
+            if entry is not None and entry[0] is not None:  # a destroyed key stays destroyed
+                del self._cache[subject_id]
 
     # ---- rotation -----------------------------------------------------------------------
 

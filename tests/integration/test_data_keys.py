@@ -326,3 +326,19 @@ def _env_of(settings: Settings) -> dict[str, str]:
             settings.previous_key_encryption_keys.get_secret_value()
         ),
     }
+
+
+def test_another_process_erasure_hides_past_versions_and_events_at_once(
+    two_services: tuple[CustomerService, CustomerService],
+) -> None:
+    """A process that has the key cached shows no earlier version or event in clear once
+    another process erased the customer (the current state is redacted by the event)."""
+    first, second = two_services
+    customer_id = first.register_customer(
+        {"first_name": "Ada", "email": "ada@example.com"}
+    ).aggregate_id
+    assert first.get_customer(customer_id, version=1).profile.email == "ada@example.com"
+    second.erase_customer(customer_id, expected_version=1)
+    assert first.get_customer(customer_id, version=1).profile.email is None
+    (registered, _) = list(first.customer_events(customer_id))
+    assert registered.profile.email is None and registered.profile.first_name == ""
