@@ -123,9 +123,11 @@ class CustomerQuery(BaseModel):
 async def get_customer(request: web.Request) -> web.Response:
     customer_id = _visible_customer_id(request)
     query = parse_query(request, CustomerQuery)
+    service = service_of(request)
+    past = query.version is not None or query.as_of is not None
     customer = await run_sync(
         request,
-        service_of(request).get_customer,
+        service.customer_as_it_was if past else service.get_customer,
         customer_id,
         version=query.version,
         as_of=query.as_of,
