@@ -396,3 +396,20 @@ def test_whole_words_outrank_word_starts_which_outrank_other_matches_each_listed
     follow_to_head(stack, model)
     found = [r["id"] for r in search(stack, model, q="7123", phone_digits=("7123",))]
     assert found == [everything]
+
+
+def test_an_email_finds_its_customer_and_every_address_that_contains_it(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    """The index is asked about the address's local part only; the whole address is still
+    what must match, inside a longer one too, and a shared domain alone matches nothing."""
+    service = stack[1]
+    exact = service.register_customer({"first_name": "Rob", "email": "robert@example.com"})
+    longer = service.register_customer({"first_name": "Al", "email": "xrobert@example.community"})
+    service.register_customer({"first_name": "Other", "email": "robert@example.org"})
+    service.register_customer({"first_name": "Same", "email": "roberta@example.com"})
+    model = open_model()
+    follow_to_head(stack, model)
+    found = [r["id"] for r in search(stack, model, q="Robert@Example.com")]
+    assert found == [exact.aggregate_id, longer.aggregate_id]
+    assert [r["id"] for r in search(stack, model, q="jo@example.com")] == []
