@@ -285,3 +285,23 @@ def test_every_personal_event_reads_back_as_the_library_mapper_would_give_it(
         assert vars(shredded) == vars(plain.to_domain_event(plain.to_stored_event(event)))
     covered = {type(e) for e in events} & set(personal_fields())
     assert len(covered) >= 15, sorted(k.__qualname__ for k in covered)
+
+
+def test_personal_values_are_put_back_as_dataclasses_replace_would_and_no_other_field() -> None:
+    """The mapper copies a value object's fields instead of running `replace`: the same
+    object, and a field the class does not have is still refused."""
+    import dataclasses
+
+    from domain.personal_data import _replaced
+    from domain.values import Address, Profile
+
+    profile = Profile(first_name="", email=None, group="vip", assigned_staff_ids=("s1",))
+    changes = {"first_name": "Ada", "email": "ada@example.com"}
+    copied = _replaced(profile, changes)
+    assert copied == dataclasses.replace(profile, **changes)
+    assert vars(copied) == vars(dataclasses.replace(profile, **changes))
+    assert profile.first_name == ""  # the original is left alone
+    address = Address(UUID(int=1), "billing", "1 High Street", city="Leeds")
+    assert _replaced(address, {"city": None}) == dataclasses.replace(address, city=None)
+    with pytest.raises(TypeError, match="no field 'nickname'"):
+        _replaced(profile, {"nickname": "A"})
