@@ -24,11 +24,16 @@ Personal, by event (fields of a value are named after a dot; `[]` is each item o
     Ticket.StatusChanged        note, customer_note
     Ticket.Commented            text
     PortalAccount.PasswordSet   password_hash
+    Pet.Added                   name, breed, birthday, notes, vet.{VET_FIELDS}
+    Pet.Changed                 changes.{PET_PERSONAL_FIELDS}
+    Interaction.Logged          summary
+    ChatMessage.Posted          text
+    SatisfactionScore.Given     comment
 
 The subject (whose key) is the customer: a Customer event's own aggregate, else the
 event's `customer_id`. Not personal: ids, the customer number, staff ids, groups and
 flags, consents, prices and amounts, times, statuses, ticket subjects and devices' make
-and model. Reservations keep no value (their ids are derived from one: see README).
+and model, a pet's species, an interaction's kind and direction, a satisfaction score. Reservations keep no value (their ids are derived from one: see README).
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ __all__ = [
     "ADDRESS_FIELDS",
     "CONTACT_FIELDS",
     "EQUIPMENT_FIELDS",
+    "PET_PERSONAL_FIELDS",
     "PROFILE_FIELDS",
+    "VET_FIELDS",
     "Each",
     "Spec",
     "Whole",
@@ -75,6 +82,9 @@ PROFILE_FIELDS = (
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postal_code", "country")
 CONTACT_FIELDS = ("name", "email", "phone")
 EQUIPMENT_FIELDS = ("ip_address", "login", "notes")
+VET_FIELDS = ("name", "clinic", "phone")
+PET_PERSONAL_FIELDS = ("name", "breed", "birthday", "notes", "vet")
+"""A pet's name and care notes, and its vet, say who its owner is; its species does not."""
 
 _REDACTED_AS: dict[str, Any] = {"first_name": "", "line1": "", "name": "", "custom_fields": {}}
 """What a redacted field reads as when it cannot be null (the rest read as null)."""
@@ -103,8 +113,12 @@ def personal_fields() -> dict[type[Any], Spec]:
     """Every event class with personal data, and where it is (imported late: the aggregates
     import this module for the field lists)."""
     from domain.appointments import Appointment
+    from domain.chat import ChatMessage
     from domain.customers import Customer
+    from domain.interactions import Interaction
+    from domain.pets import Pet
     from domain.portal import PortalAccount
+    from domain.satisfaction import SatisfactionScore
     from domain.tickets import Ticket
 
     return {
@@ -124,6 +138,17 @@ def personal_fields() -> dict[type[Any], Spec]:
         Ticket.StatusChanged: {"note": Whole(), "customer_note": Whole()},
         Ticket.Commented: {"text": Whole("")},
         PortalAccount.PasswordSet: {"password_hash": Whole()},
+        Pet.Added: {
+            "name": Whole(""),
+            "breed": Whole(),
+            "birthday": Whole(),
+            "notes": Whole(),
+            "vet": VET_FIELDS,
+        },
+        Pet.Changed: {"changes": PET_PERSONAL_FIELDS},
+        Interaction.Logged: {"summary": Whole("")},
+        ChatMessage.Posted: {"text": Whole("")},
+        SatisfactionScore.Given: {"comment": Whole()},
     }
 
 

@@ -16,9 +16,11 @@ from uuid import UUID
 from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 
 from domain.appointment_commands import AppointmentCommands
+from domain.conversation_commands import ConversationCommands
 from domain.erasure_commands import ErasureCommands
 from domain.key_ring import InMemoryKeyRing, KeyRing
 from domain.passwords import PasswordHasher
+from domain.pet_commands import PetCommands
 from domain.portal_commands import PortalCommands
 from domain.sealing import SecretSealer
 from domain.shredding import ShreddingMapper
@@ -45,7 +47,14 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class CustomerService(ErasureCommands, AppointmentCommands, TicketCommands, PortalCommands):
+class CustomerService(
+    ErasureCommands,
+    AppointmentCommands,
+    TicketCommands,
+    PortalCommands,
+    PetCommands,
+    ConversationCommands,
+):
     """The CRM's commands and queries over one event store."""
 
     name = "crm"

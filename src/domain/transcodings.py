@@ -12,6 +12,7 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoding
 
+from domain.pets import Vet
 from domain.tickets import Device
 from domain.values import Address, Contact, InstalledSystem, Profile
 
@@ -51,4 +52,5 @@ TRANSCODINGS: tuple[Transcoding, ...] = (
     ValueObjectAsDict(Contact),
     ValueObjectAsDict(InstalledSystem),
     ValueObjectAsDict(Device),
+    ValueObjectAsDict(Vet),
 )

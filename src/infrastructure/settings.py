@@ -21,12 +21,24 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.timezones import DEFAULT_TIME_ZONE, check_time_zone
 from infrastructure.tokens import MIN_SECRET_BYTES
 
-__all__ = ["ENV_PREFIX", "LogFormat", "LogLevel", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "BusinessType",
+    "LogFormat",
+    "LogLevel",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
 
 ENV_PREFIX = "CUSTOMERS_"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["json", "console"]
+BusinessType = Literal[
+    "general", "pet_care", "repair", "field_service", "home_services", "dealer", "it_services"
+]
+"""The kinds of service business the help pages show (seeds 000-004)."""
 
 # Lower case only: Postgres folds unquoted names, so a mixed-case schema would need quoting
 # everywhere the event store or a projection names it. `pg_` names are reserved by Postgres.
@@ -103,6 +115,9 @@ class Settings(BaseSettings):
     newsletter_default: bool = True
     business_time_zone: Annotated[str, AfterValidator(check_time_zone)] = DEFAULT_TIME_ZONE
     """IANA zone (Europe/Berlin) in which calendars and notifications show times to people."""
+    business_type: BusinessType = "general"
+    """What kind of business runs the service: `pet_care` shows the customer's pets and
+    their vets (the pets routes exist, a customer's GET lists `pets`); the others do not."""
     worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Where a worker process serves its own /metrics (relay ack latency...); unset: none."""
     stop_on_poison: bool = False

@@ -1,0 +1,108 @@
+"""Every command about a customer's pets (and their vets)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from domain.customer_records import customer_taking_records
+from domain.errors import RuleViolationError
+from domain.pets import VET_FIELDS, Pet, Vet
+from domain.references import load_for
+from domain.values import normalise_phone
+from domain.write_path import Change, Idempotency, Receipt, WritePath
+
+__all__ = ["PetCommands"]
+
+
+class PetCommands(WritePath):
+    """The pets part of the service; `clock` and `phone_region` are set by the service."""
+
+    clock: Callable[[], datetime]
+    phone_region: str
+
+    def add_pet(
+        self,
+        customer_id: UUID,
+        fields: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Receipt:
+        """Add a pet to the customer's record (`expected_version`: the customer's)."""
+        values = dict(fields)
+        values["vet"] = self._vet(None, values.get("vet"))
+
+        def attempt() -> Change:
+            customer = customer_taking_records(self, customer_id, expected_version)
+            pet = Pet.add(customer_id=customer.id, today=self._today(), **values)
+            change = _changed(pet)
+            change.result["pet_id"] = pet.id
+            return change
+
+        return self.execute(attempt, idempotency)
+
+    def change_pet(
+        self,
+        customer_id: UUID,
+        pet_id: UUID,
+        patch: Mapping[str, Any],
+        *,
+        expected_version: int,
+        idempotency: Idempotency | None = None,
+    ) -> Receipt:
+        """Apply a JSON merge patch to a pet (`vet` merges field by field; null clears)."""
+
+        def attempt() -> Change:
+            customer_taking_records(self, customer_id)
+            pet: Pet = load_for(self, pet_id, Pet, expected_version, customer_id)
+            changes = dict(patch)
+            if "vet" in changes:
+                changes["vet"] = self._vet(pet.vet, changes["vet"])
+            pet.change(changes, today=self._today())
+            return _changed(pet)
+
+        return self.execute(attempt, idempotency, key=pet_id)
+
+    def remove_pet(
+        self,
+        customer_id: UUID,
+        pet_id: UUID,
+        *,
+        expected_version: int,
+        idempotency: Idempotency | None = None,
+    ) -> Receipt:
+        """Remove a pet from the record (its history stays)."""
+
+        def attempt() -> Change:
+            customer_taking_records(self, customer_id)
+            pet: Pet = load_for(self, pet_id, Pet, expected_version, customer_id)
+            pet.remove()
+            return _changed(pet)
+
+        return self.execute(attempt, idempotency, key=pet_id)
+
+    def _vet(self, current: Vet | None, given: Mapping[str, Any] | None) -> Vet | None:
+        """The vet after merging `given` into `current` (null: no vet); the phone in E.164."""
+        if given is None:
+            return None
+        unknown = set(given) - set(VET_FIELDS)
+        if unknown:
+            raise RuleViolationError(f"vet.{sorted(unknown)[0]}", "not a field of a vet")
+        merged = {**(asdict(current) if current else {}), **given}
+        if merged.get("phone"):
+            merged["phone"] = normalise_phone(
+                merged["phone"], self.phone_region, field_name="vet.phone"
+            )
+        vet = Vet(**merged)
+        return vet if any(asdict(vet).values()) else None
+
+    def _today(self) -> date:
+        return self.clock().date()
+
+
+def _changed(pet: Pet) -> Change:
+    return Change(pet.id, pet.version, {"id": pet.id, "version": pet.version}, [pet])
