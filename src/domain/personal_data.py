@@ -33,7 +33,8 @@ Personal, by event (fields of a value are named after a dot; `[]` is each item o
 The subject (whose key) is the customer: a Customer event's own aggregate, else the
 event's `customer_id`. Not personal: ids, the customer number, staff ids, groups and
 flags, consents, prices and amounts, times, statuses, ticket subjects and devices' make
-and model, a pet's species, an interaction's kind and direction, a satisfaction score. Reservations keep no value (their ids are derived from one: see README).
+and model, a pet's species, an interaction's kind and direction, a satisfaction score.
+Reservations keep no value (their ids are derived from one: see README).
 """
 
 from __future__ import annotations
