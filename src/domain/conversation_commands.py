@@ -50,7 +50,7 @@ class ConversationCommands(WritePath):
                 staff_id=staff_id,
                 now=now,
             )
-            return _created(interaction, "interaction_id")
+            return _created(interaction)
 
         return self.execute(attempt, idempotency)
 
@@ -68,7 +68,7 @@ class ConversationCommands(WritePath):
         def attempt() -> Change:
             customer = customer_taking_records(self, customer_id, expected_version)
             message = ChatMessage.post(customer_id=customer.id, sender=sender, text=text)
-            return _created(message, "message_id")
+            return _created(message)
 
         return self.execute(attempt, idempotency)
 
@@ -96,7 +96,7 @@ class ConversationCommands(WritePath):
             given = SatisfactionScore.give(
                 customer_id=customer.id, score=score, comment=comment, ticket_id=ticket_id
             )
-            return _created(given, "score_id")
+            return _created(given)
 
         return self.execute(attempt, idempotency)
 
@@ -111,10 +111,10 @@ class ConversationCommands(WritePath):
             raise RuleViolationError("ticket_id", "not one of this customer's tickets")
 
 
-def _created(aggregate: Any, id_name: str) -> Change:
+def _created(aggregate: Any) -> Change:
     return Change(
         aggregate.id,
         aggregate.version,
-        {"id": aggregate.id, "version": aggregate.version, id_name: aggregate.id},
+        {"id": aggregate.id, "version": aggregate.version},
         [aggregate],
     )

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.customer_records import customer_taking_records
-from domain.errors import RuleViolationError
+from domain.errors import NotFoundError, RuleViolationError
 from domain.pets import VET_FIELDS, Pet, Vet
 from domain.references import load_for
 from domain.values import normalise_phone
@@ -39,9 +39,7 @@ class PetCommands(WritePath):
         def attempt() -> Change:
             customer = customer_taking_records(self, customer_id, expected_version)
             pet = Pet.add(customer_id=customer.id, today=self._today(), **values)
-            change = _changed(pet)
-            change.result["pet_id"] = pet.id
-            return change
+            return _changed(pet)
 
         return self.execute(attempt, idempotency)
 
@@ -84,6 +82,13 @@ class PetCommands(WritePath):
             return _changed(pet)
 
         return self.execute(attempt, idempotency, key=pet_id)
+
+    def get_pet(self, customer_id: UUID, pet_id: UUID) -> Pet:
+        """The customer's pet now (NotFoundError for another customer's or a removed one)."""
+        pet: Pet = load_for(self, pet_id, Pet, None, customer_id)
+        if pet.removed:
+            raise NotFoundError("pet", pet_id)
+        return pet
 
     def _vet(self, current: Vet | None, given: Mapping[str, Any] | None) -> Vet | None:
         """The vet after merging `given` into `current` (null: no vet); the phone in E.164."""

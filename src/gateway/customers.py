@@ -16,9 +16,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from domain.errors import NotFoundError
 from domain.service import Receipt
+from gateway import pets
 from gateway.auth import Role, can_see_customer, principal, requires
 from gateway.commands import answer, idempotency_of, service_of
 from gateway.operations import operation
+from gateway.pets import CustomerWithPetsOut
 from gateway.problems import FieldError, Problem
 from gateway.representations import customer_out, event_out
 from gateway.requests import (
@@ -116,8 +118,10 @@ class CustomerQuery(BaseModel):
 @operation(
     "Get a customer, now or as it was",
     tag="customers",
+    description="For a pet-care business (CUSTOMERS_BUSINESS_TYPE=pet_care) the current state"
+    " also lists `pets`, from the pets read model (not with `version` or `as_of`).",
     query=CustomerQuery,
-    responses={200: CustomerOut},
+    responses={200: CustomerWithPetsOut},
     response_headers=("ETag",),
 )
 async def get_customer(request: web.Request) -> web.Response:
@@ -132,7 +136,13 @@ async def get_customer(request: web.Request) -> web.Response:
         version=query.version,
         as_of=query.as_of,
     )
-    return json_response(customer_out(customer), headers={"ETag": f'"{customer.version}"'})
+    body: Any = customer_out(customer)
+    if pets.shows_pets(request.app) and query.version is None and query.as_of is None:
+        body = {
+            **body.model_dump(mode="json"),
+            "pets": await pets.current_pets(request, customer_id),
+        }
+    return json_response(body, headers={"ETag": f'"{customer.version}"'})
 
 
 @operation(

@@ -12,6 +12,7 @@ from gateway import (
     appointments,
     asyncapi,
     audit,
+    conversations,
     customers,
     docs,
     erasure,
@@ -20,6 +21,7 @@ from gateway import (
     history,
     imports,
     observability,
+    pets,
     portal,
     search,
     tickets,
@@ -47,6 +49,8 @@ def add_routes(app: web.Application) -> None:
     erasure.add_routes(app)
     appointments.add_routes(app)
     tickets.add_routes(app)
+    pets.add_routes(app)
+    conversations.add_routes(app)
     portal.add_routes(app)
     search.add_routes(app)
     history.add_routes(app)

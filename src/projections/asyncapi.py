@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from projections.cloudevents import CONTENT_TYPE, SOURCE, STREAM, CloudEvent, event_contracts
 from projections.notifications import CHANNEL_SUBJECTS, TRIGGERS, notification_message_models
+from projections.staff_notifications import STAFF_SUBJECT, staff_message_model
 
 __all__ = ["ASYNCAPI_VERSION", "asyncapi_document", "asyncapi_yaml", "message_schemas"]
 
@@ -25,8 +26,9 @@ ASYNCAPI_VERSION = "3.0.0"
 _DESCRIPTION = f"""\
 Every domain event of the customer service, published once, in the order of the global
 event log, to `crm.<aggregate>.<event>` as a CloudEvents 1.0 structured JSON message
-(source `{SOURCE}`), and requests to notify a person on `crm.notify.email` and
-`crm.notify.sms`. All subjects are stored in the JetStream stream `{STREAM}` (`crm.>`).
+(source `{SOURCE}`), requests to notify a customer on `crm.notify.email` and
+`crm.notify.sms`, and notices for the business's staff on `crm.notify.staff`. All
+subjects are stored in the JetStream stream `{STREAM}` (`crm.>`).
 
 The NATS header `Nats-Msg-Id` is the CloudEvents `id`, derived from the aggregate id and
 version (notifications: from the causing event, template and channel), so a republish
@@ -64,6 +66,8 @@ def _entries() -> list[tuple[str, type[CloudEvent], str]]:
     for channel, model in notification_message_models().items():
         summary = f"A request to send an {channel} message (templates: {templates})."
         entries.append((CHANNEL_SUBJECTS[channel], model, summary))
+    summary = "A notice for the business's staff: a customer wrote in the chat (dashboards)."
+    entries.append((STAFF_SUBJECT, staff_message_model(), summary))
     return entries
 
 

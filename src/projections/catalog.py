@@ -6,7 +6,9 @@ from infrastructure.eventstore import read_model_datastore
 from infrastructure.settings import Settings
 from projections.appointments import AppointmentsModel
 from projections.base import PoisonPolicy, ReadModel, read_model_schema
+from projections.conversations import ConversationsModel
 from projections.history import HistoryModel
+from projections.pets import PetsModel
 from projections.search import SearchModel
 from projections.tickets import TicketsModel
 
@@ -17,6 +19,8 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     "appointments": AppointmentsModel,
     "tickets": TicketsModel,
     "history": HistoryModel,
+    "pets": PetsModel,
+    "conversations": ConversationsModel,
 }
 """One line per read model, e.g. `"search": SearchModel`."""
 

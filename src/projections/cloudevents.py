@@ -57,7 +57,15 @@ __all__ = [
     "public_values",
 ]
 
-PUBLIC_AGGREGATES = ("Customer", "Appointment", "Ticket")
+PUBLIC_AGGREGATES = (
+    "Customer",
+    "Appointment",
+    "Ticket",
+    "Pet",
+    "Interaction",
+    "ChatMessage",
+    "SatisfactionScore",
+)
 """Aggregates (by class name) whose events are published, in the AsyncAPI's order."""
 INTERNAL_AGGREGATES = ("Reservation", "IdempotentRequest", "PortalAccount", "StaffDay")
 """Bookkeeping and credentials: never published as events, though the relay steps over

@@ -35,6 +35,7 @@ __all__ = [
     "AppointmentCancelledVariables",
     "AppointmentRescheduledVariables",
     "AppointmentVariables",
+    "ChatMessageVariables",
     "Lookups",
     "PortalLinkVariables",
     "ProfileLookup",
@@ -43,6 +44,7 @@ __all__ = [
     "appointment",
     "appointment_cancelled",
     "appointment_rescheduled",
+    "chat_message",
     "portal_link",
     "registration",
     "ticket_status_changed",
@@ -245,5 +247,35 @@ def ticket_status_changed(event: Any, profile: Profile, lookups: Lookups) -> Bas
         changed_at=event.timestamp,
         changed_at_local=in_zone(event.timestamp, lookups.zone),
         changed_at_text=local_text(event.timestamp, lookups.zone),
+        time_zone=lookups.time_zone,
+    )
+
+
+# ---- chat -----------------------------------------------------------------------------------
+
+
+class ChatMessageVariables(BaseModel):
+    """The business wrote in the customer's chat: the message, to read or answer in the portal."""
+
+    first_name: str
+    message_id: UUID
+    text: str
+    sent_at: datetime
+    sent_at_local: datetime
+    sent_at_text: str
+    time_zone: str
+
+
+def chat_message(event: Any, profile: Profile, lookups: Lookups) -> BaseModel | None:
+    # The customer's own messages notify staff (`projections.staff_notifications`), not it.
+    if event.sender != "staff":
+        return None
+    return ChatMessageVariables(
+        first_name=profile.first_name,
+        message_id=event.originator_id,
+        text=event.text,
+        sent_at=event.timestamp,
+        sent_at_local=in_zone(event.timestamp, lookups.zone),
+        sent_at_text=local_text(event.timestamp, lookups.zone),
         time_zone=lookups.time_zone,
     )

@@ -43,6 +43,7 @@ from projections.cloudevents import (
     literal,
 )
 from projections.notification_variables import Lookups, ProfileLookup
+from projections.staff_notifications import staff_messages
 
 __all__ = [
     "CHANNEL_SUBJECTS",
@@ -139,6 +140,12 @@ TRIGGERS: dict[str, Trigger] = {
         variables.ticket_status_changed,
         customer=_customer_id,
     ),
+    "chat_message.posted": Trigger(
+        "chat_message",
+        variables.ChatMessageVariables,
+        variables.chat_message,
+        customer=_customer_id,
+    ),
 }
 """Event name → the message it asks for. Every trigger is transactional: a customer needs
 these to use the service, so marketing consent does not gate them."""
@@ -206,7 +213,12 @@ def recipients(profile: Profile, category: Category) -> list[tuple[str, str]]:
 
 
 def notification_messages(position: int, event: Any, lookups: Lookups) -> list[Outgoing]:
-    """The notification requests an event asks for (usually none)."""
+    """The notification requests an event asks for (usually none): to the customer on
+    `crm.notify.email|sms`, to staff on `crm.notify.staff`."""
+    return _customer_messages(position, event, lookups) + staff_messages(position, event, lookups)
+
+
+def _customer_messages(position: int, event: Any, lookups: Lookups) -> list[Outgoing]:
     trigger = TRIGGERS.get(event_name(event))
     if trigger is None:
         return []

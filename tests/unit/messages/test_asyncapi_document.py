@@ -36,7 +36,7 @@ def test_every_subject_has_a_channel_a_send_operation_and_a_message() -> None:
     assert document["asyncapi"] == "3.0.0"
     addresses = {c["address"] for c in document["channels"].values()}
     expected = {c.subject for c in event_contracts().values()}
-    assert addresses == expected | {"crm.notify.email", "crm.notify.sms"}
+    assert addresses == expected | {"crm.notify.email", "crm.notify.sms", "crm.notify.staff"}
     assert {o["action"] for o in document["operations"].values()} == {"send"}
     assert len(document["operations"]) == len(document["channels"])
 

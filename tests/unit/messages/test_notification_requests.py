@@ -161,6 +161,7 @@ def test_events_without_a_trigger_ask_for_nothing(
         "appointment.rescheduled",
         "appointment.cancelled",
         "ticket.status_changed",
+        "chat_message.posted",
     }
     asking = {type(e).__name__ for p, e in read_log() if notification_messages(p, e, no_lookup)}
     assert asking == {"Registered"}
