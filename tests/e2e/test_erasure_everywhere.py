@@ -2,9 +2,10 @@
 customer's email, phone or name, in clear or in the obvious encodings.
 
 A customer with every kind of personal data (profile, address, note, contact, equipment,
-appointment, ticket, portal invite) goes through the real event store, the four read
-models (followed live) and the relay to a NATS of the test's own; the same search first
-finds the values everywhere (so it can fail), then finds none after the erasure.
+appointment, ticket, portal invite, a pet and its vet, a logged call, chat both ways, a
+satisfaction comment) goes through the real event store, every read model (followed
+live) and the relay to a NATS of the test's own; the same search first finds the values
+everywhere (so it can fail), then finds none after the erasure.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from nats.js.errors import NotFoundError
 from psycopg import sql
 
 from domain.service import CustomerService
+from gateway import create_app
 from gateway.login_guard import TABLE, login_key
 from infrastructure.servers import EmbeddedNats
 from infrastructure.settings import Settings
@@ -132,6 +134,13 @@ async def wait_until(read_models: list[Any], position: int) -> None:
         await asyncio.sleep(0.1)
 
 
+@pytest.fixture
+async def client(aiohttp_client: Any, api_settings: Settings, service: CustomerService) -> Any:
+    """A gateway of a pet-care business, so that pets are among the customer's records."""
+    settings = api_settings.model_copy(update={"business_type": "pet_care"})
+    return await aiohttp_client(create_app(settings, service=service))
+
+
 async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
     client: Any,
     bearer: Bearer,
@@ -185,6 +194,34 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
         for path, payload in (("/v1/appointments", booking), ("/v1/tickets", ticket)):
             response = await client.post(path, json=payload, headers=bearer())
             assert response.status == 201, await response.text()
+        ticket_id = (await response.json())["id"]
+        portal = bearer("customer", customer_id=customer_id)
+        for path, payload, headers in (
+            (
+                "pets",
+                {
+                    "name": f"{first}'s dog",
+                    "species": "dog",
+                    "notes": f"Owner {email}",
+                    "vet": {"name": f"Dr {last}", "phone": f"+1{phone}"},
+                },
+                bearer(),
+            ),
+            (
+                "interactions",
+                {"kind": "call", "direction": "inbound", "summary": f"{first} rang from {phone}"},
+                bearer(),
+            ),
+            ("messages", {"text": f"Dear {first} {last}, your dog is ready"}, bearer()),
+            ("messages", {"text": f"Thanks, {first} here, reach me at {email}"}, portal),
+            (
+                "satisfaction",
+                {"score": 4, "comment": f"{first} {last} was happy", "ticket_id": ticket_id},
+                portal,
+            ),
+        ):
+            response = await client.post(f"{base}/{path}", json=payload, headers=headers)
+            assert response.status == 201, await response.text()
         invited = await client.post(f"{base}/portal/invite", headers=bearer())
         assert invited.status == 202, await invited.text()
         wrong = {"login": email, "password": "not the password"}  # a failed-login count
@@ -204,8 +241,16 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
         tables = {hit.rsplit(".", 1)[0] for hit in before}
         assert {f"{schema}_search.customers", f"{schema}_history.history"} <= tables, before
         assert f"{schema}_tickets.tickets" in tables, before
+        assert {
+            f"{schema}_pets.pets",
+            f"{schema}_conversations.interactions",
+            f"{schema}_conversations.messages",
+            f"{schema}_conversations.satisfaction",
+        } <= tables, before
         assert f"{schema}.crm_events" not in tables, "events hold personal data encrypted only"
-        assert on_stream and published >= 7, "the search finds what is there"
+        subjects = {subject for subject, _ in on_stream.values()}
+        assert {"crm.notify.email", "crm.notify.staff", "crm.pet.added"} <= subjects, subjects
+        assert published >= 7, "the search finds what is there"
         assert login_attempts(service, schema, email) == 1
 
         erased = await client.post(f"{base}/erase", headers={**bearer("admin"), "If-Match": '"5"'})
