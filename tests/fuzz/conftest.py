@@ -114,6 +114,8 @@ def live_gateway(
         notification_key=Fernet.generate_key().decode(),
         key_encryption_key=key_encryption_key,
         log_format="console",
+        # Pet care has every route the others have, and the pets routes too.
+        business_type="pet_care",
     )
     migrate_event_store(settings)
     service = build_service(settings)
