@@ -1,9 +1,9 @@
 """A rebuild from position 0 gives the same tables as the read models kept up incrementally.
 
-Hypothesis writes command sequences through the service (customers, their parts,
-appointments and tickets, including commands the domain refuses); after every few
-commands each read model catches up in small batches of a drawn size, as a live follower
-would; then each is rebuilt from position 0 (`projections.rebuild.rebuild`, what
+Hypothesis writes command sequences through the service (customers, their parts, pets,
+appointments, tickets, interactions, chat and scores, including commands the domain
+refuses); after every few commands each read model catches up in small batches of a
+drawn size, as a live follower would; then each is rebuilt from position 0 (`projections.rebuild.rebuild`, what
 `customers projections rebuild` runs) and every row of every table is compared.
 """
 
@@ -33,7 +33,7 @@ from projections.base import ReadModel
 from projections.catalog import READ_MODELS, open_read_model
 from projections.rebuild import catch_up, rebuild
 
-MODELS = ("search", "history", "appointments", "tickets")
+MODELS = ("search", "history", "appointments", "tickets", "pets", "conversations")
 UNCOMPARED = frozenset({"tracking", "schema_migrations"})
 """Bookkeeping tables: the tracking rows differ by batch boundaries, by design."""
 
@@ -46,6 +46,8 @@ class World:
     customers: list[UUID] = field(default_factory=list)
     appointments: list[UUID] = field(default_factory=list)
     tickets: list[UUID] = field(default_factory=list)
+    pets: list[tuple[UUID, UUID]] = field(default_factory=list)
+    """(customer id, pet id) of the pets not removed."""
     parts: dict[UUID, list[tuple[str, UUID]]] = field(default_factory=dict)
 
     def customer(self, pick: int) -> UUID | None:
@@ -190,6 +192,42 @@ def _move_ticket(world: World, pick: int, text: str) -> None:
         service.change_ticket_status(ticket.id, status, expected_version=ticket.version)
 
 
+def _add_pet(world: World, customer_id: UUID, pick: int, text: str) -> None:
+    vet = {"name": text or None, "phone": f"+1415555{pick % 10000:04d}"} if pick % 2 else None
+    fields = {"name": text or "Rex", "species": "dog", "breed": text or None, "vet": vet}
+    world.pets.append((customer_id, world.service.add_pet(customer_id, fields).aggregate_id))
+
+
+def _change_or_remove_pet(world: World, pick: int, text: str) -> None:
+    if not world.pets:
+        return
+    customer_id, pet_id = world.pets[pick % len(world.pets)]
+    service = world.service
+    version = service.get_pet(customer_id, pet_id).version
+    if pick % 3 == 0:
+        service.remove_pet(customer_id, pet_id, expected_version=version)
+        world.pets.remove((customer_id, pet_id))
+        return
+    changes = {"notes": text or None, "vet": {"clinic": text or "Paws"} if pick % 2 else None}
+    service.change_pet(customer_id, pet_id, changes, expected_version=version)
+
+
+def _converse(world: World, customer_id: UUID, pick: int, text: str) -> None:
+    service = world.service
+    match pick % 3:
+        case 0:
+            kind = ("call", "visit", "email")[pick % 3]
+            service.log_interaction(
+                customer_id, kind=kind, direction="inbound", summary=text or "rang", staff_id="bob"
+            )
+        case 1:
+            sender = ("staff", "customer")[pick % 2]
+            service.post_message(customer_id, text or "hello", sender=sender)
+        case _:
+            ticket_id = world.tickets[pick % len(world.tickets)] if world.tickets else None
+            service.give_satisfaction(customer_id, 1 + pick % 5, text or None, ticket_id=ticket_id)
+
+
 STEPS: tuple[Step, ...] = (
     _register,
     _register,
@@ -201,6 +239,9 @@ STEPS: tuple[Step, ...] = (
     _move_appointment,
     _on_customer(_open_ticket),
     _move_ticket,
+    _on_customer(_add_pet),
+    _change_or_remove_pet,
+    _on_customer(_converse),
 )
 
 commands = st.lists(
