@@ -3,8 +3,9 @@
 Hypothesis writes command sequences through the service (customers, their parts, pets,
 appointments, tickets, interactions, chat and scores, including commands the domain
 refuses); after every few commands each read model catches up in small batches of a
-drawn size, as a live follower would; then each is rebuilt from position 0 (`projections.rebuild.rebuild`, what
-`customers projections rebuild` runs) and every row of every table is compared.
+drawn size, as a live follower would; then each is rebuilt from position 0
+(`projections.rebuild.rebuild`, what `customers projections rebuild` runs) and every row
+of every table is compared.
 """
 
 from __future__ import annotations
