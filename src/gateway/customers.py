@@ -137,7 +137,7 @@ async def get_customer(request: web.Request) -> web.Response:
         as_of=query.as_of,
     )
     body: Any = customer_out(customer)
-    if pets.shows_pets(request.app) and query.version is None and query.as_of is None:
+    if pets.shows_pets(request.app) and not past:
         body = {
             **body.model_dump(mode="json"),
             "pets": await pets.current_pets(request, customer_id),
