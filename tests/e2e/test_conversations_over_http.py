@@ -280,3 +280,40 @@ async def test_bad_scores_are_refused_naming_the_field(client: Client, bearer: B
         ),
         404,
     )
+
+
+async def test_the_history_shows_each_interaction_message_and_score(
+    client: Client, bearer: Bearer, followed: Any
+) -> None:
+    """One history row per record, its fields named `interactions[<id>].kind`, ..."""
+    customer_id = await customer(client, bearer)
+    base = f"/v1/customers/{customer_id}"
+    call = {"kind": "call", "direction": "outbound", "summary": "Reminder", "staff_id": "bob"}
+    logged, _ = await created(
+        await client.post(f"{base}/interactions", json=call, headers=bearer())
+    )
+    posted, _ = await created(
+        await client.post(f"{base}/messages", json={"text": "See you"}, headers=bearer())
+    )
+    scored, position = await created(
+        await client.post(
+            f"{base}/satisfaction", json={"score": 4, "comment": "Nice"}, headers=bearer()
+        )
+    )
+    with followed("history"):
+        history = await ok(
+            await client.get(
+                f"{base}/history?min_position={position}&wait_ms=10000", headers=bearer()
+            )
+        )
+    rows = {row["type"]: {c["field"]: c["to"] for c in row["changes"]} for row in history["items"]}
+    assert rows["interaction.logged"][f"interactions[{logged['id']}].kind"] == "call"
+    assert rows["interaction.logged"][f"interactions[{logged['id']}].staff_id"] == "bob"
+    assert rows["chat_message.posted"] == {
+        f"messages[{posted['id']}].sender": "staff",
+        f"messages[{posted['id']}].text": "See you",
+    }
+    assert rows["satisfaction_score.given"] == {
+        f"satisfaction[{scored['id']}].score": 4,
+        f"satisfaction[{scored['id']}].comment": "Nice",
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -276,3 +277,21 @@ async def test_the_pet_care_openapi_document_lists_the_pets_operations(pet_care:
     pets = document["paths"]["/v1/customers/{id}/pets/{pet_id}"]
     assert {"get", "patch", "delete"} <= set(pets)
     assert {"get", "post"} <= set(document["paths"]["/v1/customers/{id}/pets"])
+
+
+async def test_two_racing_patches_with_one_if_match_make_one_change(
+    pet_care: Client, bearer: Bearer
+) -> None:
+    """Both saw version 1: one answers 200 (version 2), the others 412."""
+    customer_id = await customer(pet_care, bearer)
+    pet_id = (await add_pet(pet_care, bearer, customer_id))["id"]
+    path = f"/v1/customers/{customer_id}/pets/{pet_id}"
+    answers = await asyncio.gather(
+        *(
+            pet_care.patch(path, json={"notes": f"note {n}"}, headers=if_match(bearer(), 1))
+            for n in range(4)
+        )
+    )
+    assert sorted(a.status for a in answers) == [200, 412, 412, 412]
+    shown = await ok(await pet_care.get(path, headers=bearer()))
+    assert shown["version"] == 2
