@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.customer_records import customer_taking_records
-from domain.errors import NotFoundError, RuleViolationError
+from domain.errors import NotFoundError, RuleViolationError, VersionMismatchError
 from domain.pets import VET_FIELDS, Pet, Vet
 from domain.references import load_for
 from domain.values import normalise_phone
@@ -56,7 +56,7 @@ class PetCommands(WritePath):
 
         def attempt() -> Change:
             customer_taking_records(self, customer_id)
-            pet: Pet = load_for(self, pet_id, Pet, expected_version, customer_id)
+            pet = self._pet(customer_id, pet_id, expected_version)
             changes = dict(patch)
             if "vet" in changes:
                 changes["vet"] = self._vet(pet.vet, changes["vet"])
@@ -77,7 +77,7 @@ class PetCommands(WritePath):
 
         def attempt() -> Change:
             customer_taking_records(self, customer_id)
-            pet: Pet = load_for(self, pet_id, Pet, expected_version, customer_id)
+            pet = self._pet(customer_id, pet_id, expected_version)
             pet.remove()
             return _changed(pet)
 
@@ -85,9 +85,15 @@ class PetCommands(WritePath):
 
     def get_pet(self, customer_id: UUID, pet_id: UUID) -> Pet:
         """The customer's pet now (NotFoundError for another customer's or a removed one)."""
+        return self._pet(customer_id, pet_id, None)
+
+    def _pet(self, customer_id: UUID, pet_id: UUID, expected_version: int | None) -> Pet:
+        # A removed pet is gone whatever version the caller saw: 404 before 412.
         pet: Pet = load_for(self, pet_id, Pet, None, customer_id)
         if pet.removed:
             raise NotFoundError("pet", pet_id)
+        if expected_version is not None and expected_version != pet.version:
+            raise VersionMismatchError(expected_version, pet.version)
         return pet
 
     def _vet(self, current: Vet | None, given: Mapping[str, Any] | None) -> Vet | None:

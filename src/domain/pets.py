@@ -82,7 +82,7 @@ class Pet(TracedAggregate):
     @classmethod
     def add(cls, *, customer_id: UUID, today: date, **fields: Any) -> Pet:
         """A new pet: a name and a species, and a birthday not in the future."""
-        values = {name: fields.get(name) for name in PET_FIELDS}
+        values = {name: _stripped(fields.get(name)) for name in PET_FIELDS}
         _check(values, today)
         return cls._create(cls.Added, id=uuid4(), customer_id=customer_id, **values)
 
@@ -92,7 +92,8 @@ class Pet(TracedAggregate):
         unknown = set(changes) - set(PET_FIELDS)
         if unknown:
             raise RuleViolationError(sorted(unknown)[0], "not a field of a pet")
-        differing = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        given = {k: _stripped(v) for k, v in changes.items()}
+        differing = {k: v for k, v in given.items() if getattr(self, k) != v}
         if not differing:
             return False
         _check({name: getattr(self, name) for name in PET_FIELDS} | differing, today)
@@ -106,6 +107,10 @@ class Pet(TracedAggregate):
     def _require_present(self) -> None:
         if self.removed:
             raise NotFoundError("pet", self.id)
+
+
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
 
 
 def _check(values: dict[str, Any], today: date) -> None:
