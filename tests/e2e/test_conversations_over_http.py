@@ -43,7 +43,9 @@ async def created(response: Any) -> tuple[dict[str, Any], int]:
 
 async def read(client: Client, path: str, headers: dict[str, str], position: int) -> Any:
     separator = "&" if "?" in path else "?"
-    return await ok(await client.get(f"{path}{separator}min_position={position}", headers=headers))
+    return await ok(
+        await client.get(f"{path}{separator}min_position={position}&wait_ms=10000", headers=headers)
+    )
 
 
 # ---- interactions ------------------------------------------------------------------------

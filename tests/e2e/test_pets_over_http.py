@@ -78,7 +78,7 @@ async def test_a_pet_with_its_vet_is_listed_shown_on_the_customer_and_read_by_it
     added = await add_pet(pet_care, bearer, customer_id)
     listed = await ok(
         await pet_care.get(
-            f"/v1/customers/{customer_id}/pets?min_position={added['position']}",
+            f"/v1/customers/{customer_id}/pets?min_position={added['position']}&wait_ms=10000",
             headers=bearer(),
         )
     )
@@ -122,7 +122,8 @@ async def test_a_merge_patch_changes_the_pet_and_merges_its_vet_with_if_match(
     await problem(await pet_care.patch(path, json={"name": "Max"}, headers=bearer()), 428)
     listed = await ok(
         await pet_care.get(
-            f"/v1/customers/{customer_id}/pets?min_position={position}", headers=bearer()
+            f"/v1/customers/{customer_id}/pets?min_position={position}&wait_ms=10000",
+            headers=bearer(),
         )
     )
     [pet] = listed["items"]
@@ -147,7 +148,8 @@ async def test_removing_a_pet_needs_if_match_and_leaves_it_in_history_only(
     await problem(await pet_care.delete(path, headers=if_match(bearer(), 2)), 404)
     listed = await ok(
         await pet_care.get(
-            f"/v1/customers/{customer_id}/pets?min_position={position}", headers=bearer()
+            f"/v1/customers/{customer_id}/pets?min_position={position}&wait_ms=10000",
+            headers=bearer(),
         )
     )
     assert listed["items"] == []
@@ -249,7 +251,8 @@ async def test_an_idempotent_retry_adds_the_pet_once(pet_care: Client, bearer: B
     assert await ok(again, 201) == first and again.headers["Idempotent-Replayed"] == "true"
     listed = await ok(
         await pet_care.get(
-            f"{path}?min_position={again.headers['X-Event-Position']}", headers=bearer()
+            f"{path}?min_position={again.headers['X-Event-Position']}&wait_ms=10000",
+            headers=bearer(),
         )
     )
     assert [p["id"] for p in listed["items"]] == [first["id"]]
