@@ -103,12 +103,13 @@ class ConversationCommands(WritePath):
     def _own_ticket(self, customer_id: UUID, ticket_id: UUID) -> None:
         # Another customer's ticket reads as no ticket: a customer token must not learn
         # which ticket ids exist.
+        refusal = RuleViolationError("ticket_id", "not one of this customer's tickets")
         try:
             ticket: Ticket = self.load(ticket_id, Ticket, None)
         except NotFoundError:
-            ticket = None  # type: ignore[assignment]
-        if ticket is None or ticket.customer_id != customer_id:
-            raise RuleViolationError("ticket_id", "not one of this customer's tickets")
+            raise refusal from None
+        if ticket.customer_id != customer_id:
+            raise refusal
 
 
 def _created(aggregate: Any) -> Change:
