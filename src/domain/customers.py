@@ -12,8 +12,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
+from domain import merging
 from domain.base import TracedAggregate
-from domain.errors import ConflictError, ImmutableFieldError, NotFoundError, RuleViolationError
+from domain.errors import (
+    ConflictError,
+    ImmutableFieldError,
+    MergedCustomerError,
+    NotFoundError,
+    RuleViolationError,
+)
 from domain.personal_data import (
     ADDRESS_FIELDS,
     CONTACT_FIELDS,
@@ -63,6 +70,12 @@ class Customer(TracedAggregate):
         """Prices agreed with this customer, by service id, overriding the list price."""
         credits: list[Credit]
         consents: list[Consent]
+        merged_into: UUID | None
+        """Set while the customer is merged into another (a tombstone: see domain.merging)."""
+        merge_id: UUID | None
+        merges: dict[UUID, dict[UUID, Customer.Merged]]
+        """Merges this customer survived and that are not undone: by merge id, what each
+        merged customer brought."""
 
     # ---- registration ---------------------------------------------------------------
 
@@ -82,6 +95,8 @@ class Customer(TracedAggregate):
             customer.key_custody = None
             customer.custom_prices = {}
             customer.credits = []
+            customer.merged_into = customer.merge_id = None
+            customer.merges = {}
             customer.consents = [
                 Consent(
                     topic,
@@ -448,6 +463,61 @@ class Customer(TracedAggregate):
     def credit_balance(self) -> Decimal:
         return sum((c.amount for c in self.credits), Decimal("0"))
 
+    # ---- merging (decided in domain.merging) ---------------------------------------------
+
+    class Merged(TracedAggregate.Event):
+        """Survivor side: what one merged customer brought (parts keep their ids)."""
+
+        merge_id: UUID
+        merged_id: UUID
+        notes: list[Note]
+        contacts: list[Contact]
+        addresses: list[Address]
+        systems: list[InstalledSystem]
+        credits: list[Credit]
+        custom_prices: dict[str, Decimal]
+        profile: dict[str, Any]
+        """The survivor's empty profile fields, filled from the merged customer."""
+        replaced: dict[str, Any]
+        """What those fields held before (empty values), for an unmerge to put back."""
+        key_custody: KeyCustody | None
+
+        def apply(self, customer: Customer) -> None:
+            merging.absorb(customer, self)
+
+    class MergedInto(TracedAggregate.Event):
+        """Merged side: the customer became a tombstone pointing at the survivor."""
+
+        survivor_id: UUID
+        merge_id: UUID
+
+        def apply(self, customer: Customer) -> None:
+            customer.merged_into, customer.merge_id = self.survivor_id, self.merge_id
+
+    class Unmerged(TracedAggregate.Event):
+        """Survivor side: what one merged customer brought is given back."""
+
+        merge_id: UUID
+        merged_id: UUID
+        profile: dict[str, Any]
+        """The filled profile fields that still held the merged values, as they were before."""
+        custom_prices: list[str]
+        """The services whose price still is the merged customer's: dropped."""
+        key_custody: bool
+        """Whether the key custody is still the merged customer's: dropped."""
+
+        def apply(self, customer: Customer) -> None:
+            merging.give_back(customer, self)
+
+    class UnmergedFrom(TracedAggregate.Event):
+        """Merged side: the customer is itself again, exactly as it was at the merge."""
+
+        survivor_id: UUID
+        merge_id: UUID
+
+        def apply(self, customer: Customer) -> None:
+            customer.merged_into = customer.merge_id = None
+
     # ---- helpers ------------------------------------------------------------------------
 
     def _check_not_erased(self) -> None:
@@ -458,6 +528,8 @@ class Customer(TracedAggregate):
 
     def _check_not_deleted(self) -> None:
         self._check_not_erased()
+        if self.merged_into is not None:
+            raise MergedCustomerError(self.id, self.merged_into)
         if self.deleted:
             raise ConflictError("customer is deleted; restore it first", field="deleted")
 

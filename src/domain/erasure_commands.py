@@ -6,6 +6,11 @@ username in the same atomic save, and then destroys the customer's data key
 (`domain.personal_data`) becomes unreadable, while the stream itself stays as it was and
 replays, redacted. Revealing a secret records who saw which system's secret, never the
 secret.
+
+Merged customers were the same person as their survivor, and their personal data moved
+onto it: erasing a survivor erases every customer merged into it too (through chains),
+in the same save, and destroys all their keys. A merged customer (a tombstone) is not
+erased alone: the request is refused naming the survivor to erase.
 """
 
 from __future__ import annotations
@@ -14,15 +19,15 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.customer_commands import CustomerCommands, unique_values
 from domain.customers import Customer
-from domain.errors import VersionMismatchError
+from domain.errors import MergedCustomerError, VersionMismatchError
+from domain.merge_commands import MergeCommands, held_values
 from domain.write_path import Change, Receipt
 
 __all__ = ["ErasureCommands"]
 
 
-class ErasureCommands(CustomerCommands):
+class ErasureCommands(MergeCommands):
     """Erasure and secret reveal, on the customer commands' write path."""
 
     def erase_customer(self, customer_id: UUID, *, expected_version: int) -> Receipt:
@@ -32,6 +37,7 @@ class ErasureCommands(CustomerCommands):
         customer = self._customer(customer_id, None)
         if customer.erased:
             return self._erased(customer)
+        merged: list[Customer] = []
 
         def attempt() -> Change:
             fresh = self._customer(customer_id, None)
@@ -39,12 +45,16 @@ class ErasureCommands(CustomerCommands):
                 raise _AlreadyErasedError(fresh)
             if fresh.version != expected_version:
                 raise VersionMismatchError(expected_version, fresh.version)
-            held = unique_values(fresh.profile, None)  # the number stays taken for good
-            fresh.erase()
+            if fresh.merged_into is not None:
+                raise MergedCustomerError(fresh.id, fresh.merged_into)
+            merged[:] = self.merged_customers(fresh)
+            held = held_values(self, fresh)  # the number stays taken for good
+            for each in (fresh, *merged):
+                each.erase()
             releases: list[Aggregate] = [
-                self._release(name, value, fresh.id) for name, value in held.items()
+                self._release(name, value, fresh.id) for name, value in held
             ]
-            change = self._changed(fresh, releases)
+            change = self._changed(fresh, [*merged, *releases])
             change.result["erased"] = True
             return change
 
@@ -54,11 +64,14 @@ class ErasureCommands(CustomerCommands):
             return self._erased(already.customer)
         # After the event, so a refused erasure (412) destroys nothing; a crash in between
         # leaves an erased customer with a key, which erasing again destroys.
-        self.key_ring.destroy(customer_id)
+        for each in (customer, *merged):
+            self.key_ring.destroy(each.id)
         return receipt
 
     def _erased(self, customer: Customer) -> Receipt:
-        self.key_ring.destroy(customer.id)  # finishes an erasure that a crash cut short
+        # Finishes an erasure that a crash cut short.
+        for each in (customer, *self.merged_customers(customer)):
+            self.key_ring.destroy(each.id)
         result = {"id": customer.id, "version": customer.version, "erased": True}
         position = self.recorder.max_notification_id() or 0
         return Receipt(customer.id, customer.version, position, result, replayed=True)

@@ -5,7 +5,8 @@
     ├── ConflictError              the request clashes with the current state
     │   ├── UniqueValueTakenError  email, phone, username or number already used
     │   ├── InvalidTransitionError a state change the graph does not allow
-    │   └── ImmutableFieldError    e.g. a username once set
+    │   ├── ImmutableFieldError    e.g. a username once set
+    │   └── MergedCustomerError    the customer was merged into another (a tombstone)
     ├── VersionMismatchError       the caller's If-Match is not the current version
     └── RuleViolationError         a value breaks a business rule (422), names the field
 
@@ -21,6 +22,7 @@ __all__ = [
     "DomainError",
     "ImmutableFieldError",
     "InvalidTransitionError",
+    "MergedCustomerError",
     "NotFoundError",
     "RuleViolationError",
     "UniqueValueTakenError",
@@ -81,6 +83,18 @@ class ImmutableFieldError(ConflictError):
 
     def __init__(self, field: str) -> None:
         super().__init__(f"{field} cannot be changed once set", field=field)
+
+
+class MergedCustomerError(ConflictError):
+    """The customer is a tombstone: it was merged into the survivor, which holds it all now."""
+
+    def __init__(self, customer_id: UUID, survivor_id: UUID, *, field: str = "merged_into") -> None:
+        super().__init__(
+            f"customer {customer_id} was merged into customer {survivor_id}: use that one",
+            field=field,
+        )
+        self.customer_id = customer_id
+        self.survivor_id = survivor_id
 
 
 class VersionMismatchError(DomainError):

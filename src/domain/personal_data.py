@@ -18,6 +18,11 @@ Personal, by event (fields of a value are named after a dot; `[]` is each item o
     Customer.Blocked            reason
     Customer.KeyCustodyChanged  location
     Customer.CreditAdded        reason
+    Customer.Merged             notes[].text, contacts[].{CONTACT_FIELDS},
+                                addresses[].{ADDRESS_FIELDS}, systems[].{EQUIPMENT_FIELDS},
+                                credits[].reason, profile.{PROFILE_FIELDS},
+                                replaced.{PROFILE_FIELDS}, key_custody.location
+    Customer.Unmerged           profile.{PROFILE_FIELDS}
     Appointment.Booked          notes
     Appointment.Cancelled       reason
     Ticket.Opened               problem, device.serial
@@ -87,7 +92,14 @@ VET_FIELDS = ("name", "clinic", "phone")
 PET_PERSONAL_FIELDS = ("name", "breed", "birthday", "notes", "vet")
 """A pet's name and care notes, and its vet, say who its owner is; its species does not."""
 
-_REDACTED_AS: dict[str, Any] = {"first_name": "", "line1": "", "name": "", "custom_fields": {}}
+_REDACTED_AS: dict[str, Any] = {
+    "first_name": "",
+    "line1": "",
+    "name": "",
+    "custom_fields": {},
+    "text": "",
+    "reason": "",
+}
 """What a redacted field reads as when it cannot be null (the rest read as null)."""
 
 
@@ -133,6 +145,17 @@ def personal_fields() -> dict[type[Any], Spec]:
         Customer.Blocked: {"reason": Whole()},
         Customer.KeyCustodyChanged: {"location": Whole()},
         Customer.CreditAdded: {"reason": Whole("")},
+        Customer.Merged: {
+            "notes": Each(("text",)),
+            "contacts": Each(CONTACT_FIELDS),
+            "addresses": Each(ADDRESS_FIELDS),
+            "systems": Each(EQUIPMENT_FIELDS),
+            "credits": Each(("reason",)),
+            "profile": PROFILE_FIELDS,
+            "replaced": PROFILE_FIELDS,
+            "key_custody": ("location",),
+        },
+        Customer.Unmerged: {"profile": PROFILE_FIELDS},
         Appointment.Booked: {"notes": Whole()},
         Appointment.Cancelled: {"reason": Whole()},
         Ticket.Opened: {"problem": Whole(""), "device": ("serial",)},

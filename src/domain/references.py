@@ -9,7 +9,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.customers import Customer
-from domain.errors import ConflictError, NotFoundError, RuleViolationError, VersionMismatchError
+from domain.errors import (
+    ConflictError,
+    MergedCustomerError,
+    NotFoundError,
+    RuleViolationError,
+    VersionMismatchError,
+)
 from domain.write_path import WritePath
 
 __all__ = ["active_customer", "load_for"]
@@ -24,6 +30,8 @@ def active_customer(service: WritePath, customer_id: UUID) -> Customer:
         raise RuleViolationError("customer_id", f"there is no customer {customer_id}") from None
     if customer.erased:
         raise ConflictError(f"customer {customer_id} is erased", field="customer_id")
+    if customer.merged_into is not None:
+        raise MergedCustomerError(customer.id, customer.merged_into, field="customer_id")
     if customer.deleted:
         raise ConflictError(
             f"customer {customer_id} is deleted; restore it first", field="customer_id"

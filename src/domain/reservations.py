@@ -51,6 +51,15 @@ class Reservation(TracedAggregate):
         def apply(self, reservation: Reservation) -> None:
             reservation.owner_id = self.owner_id
 
+    class Transferred(TracedAggregate.Event):
+        """The value moved with its customer into a merge's survivor, or back out of it."""
+
+        owner_id: UUID
+        previous_owner_id: UUID
+
+        def apply(self, reservation: Reservation) -> None:
+            reservation.owner_id = self.owner_id
+
     @classmethod
     def claim_new(cls, field: str, value: str | int, owner_id: UUID) -> Reservation:
         return cls._create(
@@ -64,6 +73,18 @@ class Reservation(TracedAggregate):
         if self.owner_id is not None:
             raise UniqueValueTakenError(self.field, self.owner_id)
         self.trigger_event(self.Reclaimed, owner_id=owner_id)
+
+    def transfer(self, from_owner: UUID, to_owner: UUID) -> None:
+        """Move the value from one customer to another (a merge, or its undoing): a value
+        released meanwhile is claimed again; one another customer took refuses."""
+        if self.owner_id == to_owner:
+            return
+        if self.owner_id is None:
+            self.trigger_event(self.Reclaimed, owner_id=to_owner)
+        elif self.owner_id == from_owner:
+            self.trigger_event(self.Transferred, owner_id=to_owner, previous_owner_id=from_owner)
+        else:
+            raise UniqueValueTakenError(self.field, self.owner_id)
 
     def release(self, owner_id: UUID) -> None:
         if self.owner_id == owner_id:

@@ -14,7 +14,7 @@ from eventsourcing.persistence import Transcoding
 
 from domain.pets import Vet
 from domain.tickets import Device
-from domain.values import Address, Contact, InstalledSystem, Profile
+from domain.values import Address, Contact, Credit, InstalledSystem, KeyCustody, Note, Profile
 
 __all__ = ["TRANSCODINGS"]
 
@@ -53,4 +53,8 @@ TRANSCODINGS: tuple[Transcoding, ...] = (
     ValueObjectAsDict(InstalledSystem),
     ValueObjectAsDict(Device),
     ValueObjectAsDict(Vet),
+    # Kept whole in a merge's events (the survivor's Customer.Merged):
+    ValueObjectAsDict(Note),
+    ValueObjectAsDict(Credit),
+    ValueObjectAsDict(KeyCustody),
 )
