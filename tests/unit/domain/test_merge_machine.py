@@ -1,0 +1,248 @@
+"""A Hypothesis state machine of merges and unmerges among generated customers.
+
+Customers get parts, prices, credits, appointments and tickets; merges (into survivors
+that were merged before, through chains) and unmerges come in any order. Pinned down:
+unmerging gives each merged customer back exactly as it was at the merge (compared field
+by field); a survivor nobody touched since the merge comes back exactly as it was before
+it; no appointment or ticket ever points at a tombstone; every email, mobile phone and
+username is held by the customer whose record (or whose merged customers' records) has it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from domain.appointments import Appointment
+from domain.customers import Customer
+from domain.errors import ConflictError, MergedCustomerError
+from domain.merge_commands import held_values
+from domain.reservations import Reservation, reservation_id
+from domain.sealing import SecretSealer
+from domain.service import CustomerService
+from domain.tickets import Ticket
+
+SETTINGS = settings(max_examples=200, stateful_step_count=40, deadline=None)
+_numbers = itertools.count(1000)
+
+
+def snapshot(customer: Customer) -> dict[str, Any]:
+    """Everything a customer is, field by field (not its version or timestamps)."""
+    return {
+        "customer_number": customer.customer_number,
+        "profile": customer.profile.as_dict(),
+        "deleted": customer.deleted,
+        "blocked": customer.blocked,
+        "erased": customer.erased,
+        "notes": dict(customer.notes),
+        "contacts": dict(customer.contacts),
+        "addresses": dict(customer.addresses),
+        "systems": dict(customer.systems),
+        "key_custody": customer.key_custody,
+        "custom_prices": dict(customer.custom_prices),
+        "credits": list(customer.credits),
+        "consents": list(customer.consents),
+        "merged_into": customer.merged_into,
+        "merges": {m: sorted(s) for m, s in customer.merges.items()},
+    }
+
+
+class MergeMachine(RuleBasedStateMachine):
+    customers = Bundle("customers")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.service = CustomerService(sealer=SecretSealer(SecretSealer.generate_key()))
+        self.records: list[UUID] = []
+        self.standing: dict[UUID, dict[str, Any]] = {}
+        """By merge id: survivor, merged ids, their snapshots, the survivor's before."""
+
+    def _get(self, customer_id: UUID) -> Customer:
+        return self.service.get_customer(customer_id)
+
+    def _live(self, customer_id: UUID) -> bool:
+        c = self._get(customer_id)
+        return c.merged_into is None and not c.erased and not c.deleted
+
+    # ---- making customers and their records -------------------------------------------
+
+    @initialize(target=customers)
+    def first_customers(self) -> Any:
+        from hypothesis.stateful import multiple
+
+        return multiple(*(self.register(True, True, None, None) for _ in range(3)))
+
+    @rule(
+        target=customers,
+        email=st.booleans(),
+        mobile=st.booleans(),
+        company=st.sampled_from([None, "Acme", "Globex"]),
+        group=st.sampled_from([None, "vip"]),
+    )
+    def register(self, email: bool, mobile: bool, company: str | None, group: str | None) -> UUID:
+        n = next(_numbers)
+        fields: dict[str, Any] = {"first_name": f"C{n}", "company_name": company, "group": group}
+        if email:
+            fields["email"] = f"c{n}@example.com"
+        if mobile:
+            fields["mobile_phone"] = f"+1415{200 + n % 700:03d}{n % 10000:04d}"
+        fields = {k: v for k, v in fields.items() if v is not None}
+        return self.service.register_customer(fields).aggregate_id
+
+    @rule(customer=customers, kind=st.sampled_from(["note", "contact", "address", "system"]))
+    def add_part(self, customer: UUID, kind: str) -> None:
+        if not self._live(customer):
+            return
+        s = self.service
+        if kind == "note":
+            s.add_note(customer, "call first", urgent=False)
+        elif kind == "contact":
+            s.add_contact(customer, {"name": "Site boss", "phone": "+14155550100"})
+        elif kind == "address":
+            s.add_address(customer, {"kind": "site", "line1": "1 Main St"})
+        else:
+            s.install_system(customer, {"system_type": "alarm", "secret": "hunter2"})
+
+    @rule(customer=customers, service_id=st.sampled_from(["s1", "s2"]), cents=st.integers(0, 999))
+    def set_price(self, customer: UUID, service_id: str, cents: int) -> None:
+        if self._live(customer):
+            self.service.set_custom_price(customer, service_id, Decimal(cents) / 100)
+
+    @rule(customer=customers)
+    def add_credit_and_custody(self, customer: UUID) -> None:
+        if self._live(customer):
+            self.service.add_credit(customer, Decimal("5.00"), "goodwill")
+            self.service.hand_keys_to(customer, "staff-1", "drawer")
+
+    @rule(customer=customers)
+    def remove_a_note(self, customer: UUID) -> None:
+        c = self._get(customer)
+        if self._live(customer) and c.notes:
+            self.service.remove_note(customer, next(iter(c.notes)), expected_version=c.version)
+
+    @rule(customer=customers, company=st.sampled_from(["Initech", None]))
+    def change_company(self, customer: UUID, company: str | None) -> None:
+        c = self._get(customer)
+        if self._live(customer):
+            self.service.change_profile(
+                customer, {"company_name": company}, expected_version=c.version
+            )
+
+    @rule(customer=customers, ticket=st.booleans())
+    def book_or_open(self, customer: UUID, ticket: bool) -> None:
+        if not self._live(customer):
+            return
+        if ticket:
+            receipt = self.service.open_ticket(customer, "screen", "cracked", {"type": "phone"})
+        else:
+            start = datetime.now(UTC) + timedelta(days=3)
+            receipt = self.service.book_appointment(customer, start, start + timedelta(hours=1))
+        self.records.append(receipt.aggregate_id)
+
+    # ---- merging and unmerging -----------------------------------------------------------
+
+    @rule(survivor=customers, merged=st.lists(customers, min_size=1, max_size=3, unique=True))
+    def merge(self, survivor: UUID, merged: list[UUID]) -> None:
+        everyone = [survivor, *merged]
+        if survivor in merged or not all(self._live(i) for i in everyone):
+            return
+        before = {i: snapshot(self._get(i)) for i in everyone}
+        versions = {i: self._get(i).version for i in everyone}
+        receipt = self.service.merge_customers(survivor, merged, expected_versions=versions)
+        result = receipt.result
+        assert result["merged_ids"] == merged
+        for i in merged:
+            assert self._get(i).merged_into == survivor
+            # Everything the merged customer had is on the survivor now.
+            after = self._get(survivor)
+            assert set(before[i]["notes"]) <= set(after.notes)
+            assert set(before[i]["systems"]) <= set(after.systems)
+        event(f"merged {len(merged)}")
+        self.standing[result["merge_id"]] = {
+            "survivor": survivor,
+            "merged": merged,
+            "before": before,
+            "survivor_version": receipt.version,
+        }
+
+    @precondition(lambda self: bool(self.standing))
+    @rule(data=st.data())
+    def unmerge(self, data: st.DataObject) -> None:
+        merge_id = data.draw(st.sampled_from(sorted(self.standing)))
+        merge = self.standing[merge_id]
+        survivor = self._get(merge["survivor"])
+        if survivor.merged_into is not None:
+            # The survivor was merged on since: that later merge must be undone first.
+            try:
+                self.service.unmerge_customers(
+                    survivor.id, merge_id, expected_version=survivor.version
+                )
+            except ConflictError as refused:
+                assert refused.field == "merge_id"
+            else:
+                raise AssertionError("unmerge of a tombstone survivor was not refused")
+            event("unmerge refused: the survivor was merged on")
+            return
+        untouched = survivor.version == merge["survivor_version"]
+        event(f"unmerged, survivor {'untouched' if untouched else 'changed since'}")
+        self.service.unmerge_customers(survivor.id, merge_id, expected_version=survivor.version)
+        del self.standing[merge_id]
+        for merged_id in merge["merged"]:
+            assert snapshot(self._get(merged_id)) == merge["before"][merged_id]
+        after = self._get(survivor.id)
+        if untouched:
+            assert snapshot(after) == merge["before"][survivor.id]
+        for merged_id in merge["merged"]:
+            moved = merge["before"][merged_id]
+            for part in ("notes", "contacts", "addresses", "systems"):
+                assert not set(moved[part]) & set(getattr(after, part))
+
+    @rule(customer=customers)
+    def refused_on_a_tombstone(self, customer: UUID) -> None:
+        c = self._get(customer)
+        if c.merged_into is None:
+            return
+        try:
+            self.service.add_note(customer, "late", urgent=False)
+        except MergedCustomerError as refused:
+            assert refused.survivor_id == c.merged_into
+        else:
+            raise AssertionError("a tombstone took a note")
+
+    # ---- what always holds ---------------------------------------------------------------
+
+    @invariant()
+    def no_record_is_orphaned(self) -> None:
+        for record_id in self.records:
+            record = self.service.repository.get(record_id)
+            assert isinstance(record, Appointment | Ticket)
+            assert self._get(record.customer_id).merged_into is None
+
+    @invariant()
+    def values_are_held_by_who_has_them(self) -> None:
+        for merge in self.standing.values():
+            survivor = self._get(merge["survivor"])
+            if survivor.merged_into is not None:
+                continue
+            for name, value in held_values(self.service, survivor):
+                reservation = self.service.repository.get(reservation_id(name, value))
+                assert isinstance(reservation, Reservation)
+                assert reservation.owner_id == survivor.id
+
+
+MergeMachine.TestCase.settings = SETTINGS
+TestMergesAndUnmerges = MergeMachine.TestCase
