@@ -279,7 +279,11 @@ def _published_system() -> type[BaseModel]:
     )
 
 
-_PUBLISHED_AS: dict[Any, Any] = {InstalledSystem: _published_system()}
+_PUBLISHED_SYSTEM = _published_system()
+_PUBLISHED_AS: dict[Any, Any] = {
+    InstalledSystem: _PUBLISHED_SYSTEM,
+    list[InstalledSystem]: list[_PUBLISHED_SYSTEM],  # type: ignore[valid-type]
+}
 """Domain types shown otherwise on NATS."""
 
 

@@ -81,7 +81,18 @@ def full_life(service: CustomerService) -> str:
     version = service.remove_contact(customer_id, contact_id, expected_version=version).version
     version = service.remove_address(customer_id, address_id, expected_version=version).version
     version = service.delete_customer(customer_id, expected_version=version).version
-    service.restore_customer(customer_id, expected_version=version)
+    version = service.restore_customer(customer_id, expected_version=version).version
+    # A duplicate with equipment merged in and out again (its secret moves with it).
+    duplicate = service.register_customer({"first_name": "Ada", "email": "ada@work.example"})
+    service.install_system(duplicate.aggregate_id, {"system_type": "nas", "secret": secret})
+    merged = service.merge_customers(
+        customer_id,
+        [duplicate.aggregate_id],
+        expected_versions={customer_id: version, duplicate.aggregate_id: duplicate.version + 1},
+    )
+    service.unmerge_customers(
+        customer_id, merged.result["merge_id"], expected_version=merged.version
+    )
     # Erasure ends a life: a second customer's, so the first one's events stay readable.
     erased = service.register_customer({"first_name": "Eve", "email": "eve@example.com"})
     service.erase_customer(erased.aggregate_id, expected_version=erased.version)

@@ -55,18 +55,20 @@ def test_no_secret_is_published_not_even_sealed(
     full_life: str, read_log: Callable[[], Log]
 ) -> None:
     """Installed and changed systems show `has_secret`; the secret never appears in any form."""
-    bodies = {}
+    bodies: dict[str, list[bytes]] = {}
     for position, event in read_log():
         message = event_message(position, event)
         if message is not None:
-            bodies[message.subject] = bodies.get(message.subject, b"") + message.body
+            bodies.setdefault(message.subject, []).append(message.body)
             assert b"sealed_secret" not in message.body
             assert full_life.encode() not in message.body
             assert b"gAAAA" not in message.body  # the prefix of every Fernet token
-    installed = json.loads(bodies["crm.customer.system_installed"])
+    installed = json.loads(bodies["crm.customer.system_installed"][0])
     assert installed["data"]["system"]["has_secret"] is True
-    changed = json.loads(bodies["crm.customer.system_changed"])
+    changed = json.loads(bodies["crm.customer.system_changed"][0])
     assert changed["data"]["changes"] == {"has_secret": True}
+    merged = json.loads(bodies["crm.customer.merged"][0])
+    assert [s["has_secret"] for s in merged["data"]["systems"]] == [True]
 
 
 def test_a_republished_event_carries_the_same_id(
