@@ -499,6 +499,12 @@ class Customer(TracedAggregate):
 
         merge_id: UUID
         merged_id: UUID
+        note_ids: list[UUID]
+        contact_ids: list[UUID]
+        address_ids: list[UUID]
+        system_ids: list[UUID]
+        credit_ids: list[UUID]
+        """The parts that came with the merged customer and leave with it."""
         profile: dict[str, Any]
         """The filled profile fields that still held the merged values, as they were before."""
         custom_prices: list[str]

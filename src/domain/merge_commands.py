@@ -275,4 +275,3 @@ def _merge_result(
         "merged_ids": list(merged_ids),
         "moved": {str(k): v for k, v in moved.items()},
     }
-

@@ -53,9 +53,7 @@ def check_merge(survivor: Customer, merged_ids: Sequence[UUID]) -> None:
     if len(set(merged_ids)) != len(merged_ids):
         raise RuleViolationError("from", "a customer is named twice")
     if survivor.id in merged_ids:
-        raise ConflictError(
-            f"customer {survivor.id} cannot be merged into itself", field="from"
-        )
+        raise ConflictError(f"customer {survivor.id} cannot be merged into itself", field="from")
     _check_can_take_part(survivor, "id", "the survivor")
 
 
@@ -134,10 +132,22 @@ def unmerge(survivor: Customer, customer: Customer) -> dict[str, Any]:
         if survivor.custom_prices.get(service) == price
     ]
     custody = brought.key_custody is not None and survivor.key_custody == brought.key_custody
+    parts = {
+        "notes": [n.note_id for n in brought.notes],
+        "contacts": [c.contact_id for c in brought.contacts],
+        "addresses": [a.address_id for a in brought.addresses],
+        "systems": [s.system_id for s in brought.systems],
+        "credits": [c.credit_id for c in brought.credits],
+    }
     survivor.trigger_event(
         type(survivor).Unmerged,
         merge_id=customer.merge_id,
         merged_id=customer.id,
+        note_ids=parts["notes"],
+        contact_ids=parts["contacts"],
+        address_ids=parts["addresses"],
+        system_ids=parts["systems"],
+        credit_ids=parts["credits"],
         profile=revert,
         custom_prices=prices,
         key_custody=custody,
@@ -146,11 +156,7 @@ def unmerge(survivor: Customer, customer: Customer) -> dict[str, Any]:
         type(customer).UnmergedFrom, survivor_id=survivor.id, merge_id=brought.merge_id
     )
     return {
-        "notes": [n.note_id for n in brought.notes],
-        "contacts": [c.contact_id for c in brought.contacts],
-        "addresses": [a.address_id for a in brought.addresses],
-        "systems": [s.system_id for s in brought.systems],
-        "credits": [c.credit_id for c in brought.credits],
+        **parts,
         "custom_prices": sorted(prices),
         "profile": sorted(revert),
         "key_custody": custody,
@@ -175,18 +181,18 @@ def absorb(survivor: Customer, brought: Customer.Merged) -> None:
 
 
 def give_back(survivor: Customer, back: Customer.Unmerged) -> None:
-    brought = survivor.merges[back.merge_id].pop(back.merged_id)
+    del survivor.merges[back.merge_id][back.merged_id]
     if not survivor.merges[back.merge_id]:
         del survivor.merges[back.merge_id]
-    for note in brought.notes:
-        survivor.notes.pop(note.note_id, None)
-    for contact in brought.contacts:
-        survivor.contacts.pop(contact.contact_id, None)
-    for address in brought.addresses:
-        survivor.addresses.pop(address.address_id, None)
-    for system in brought.systems:
-        survivor.systems.pop(system.system_id, None)
-    credit_ids = {c.credit_id for c in brought.credits}
+    for parts, ids in (
+        (survivor.notes, back.note_ids),
+        (survivor.contacts, back.contact_ids),
+        (survivor.addresses, back.address_ids),
+        (survivor.systems, back.system_ids),
+    ):
+        for part_id in ids:
+            parts.pop(part_id, None)  # gone already if removed from the survivor since
+    credit_ids = set(back.credit_ids)
     survivor.credits = [c for c in survivor.credits if c.credit_id not in credit_ids]
     for service in back.custom_prices:
         survivor.custom_prices.pop(service, None)

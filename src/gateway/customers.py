@@ -19,6 +19,7 @@ from domain.service import Receipt
 from gateway import pets
 from gateway.auth import Role, can_see_customer, principal, requires
 from gateway.commands import answer, idempotency_of, service_of
+from gateway.merge import MergedAwayOut, merged_away
 from gateway.operations import operation
 from gateway.pets import CustomerWithPetsOut
 from gateway.problems import FieldError, Problem
@@ -119,10 +120,11 @@ class CustomerQuery(BaseModel):
     "Get a customer, now or as it was",
     tag="customers",
     description="For a pet-care business (CUSTOMERS_BUSINESS_TYPE=pet_care) the current state"
-    " also lists `pets`, from the pets read model (not with `version` or `as_of`).",
+    " also lists `pets`, from the pets read model (not with `version` or `as_of`)."
+    " A merged customer answers 308 with the survivor's `Location`.",
     query=CustomerQuery,
-    responses={200: CustomerWithPetsOut},
-    response_headers=("ETag",),
+    responses={200: CustomerWithPetsOut, 308: MergedAwayOut},
+    response_headers=("ETag", "Location"),
 )
 async def get_customer(request: web.Request) -> web.Response:
     customer_id = _visible_customer_id(request)
@@ -136,6 +138,9 @@ async def get_customer(request: web.Request) -> web.Response:
         version=query.version,
         as_of=query.as_of,
     )
+    if customer.merged_into is not None:
+        away = merged_away(customer)
+        return json_response(away, status=308, headers={"Location": away.location})
     body: Any = customer_out(customer)
     if pets.shows_pets(request.app) and not past:
         body = {

@@ -7,7 +7,7 @@ import dataclasses
 from domain.base import TracedAggregate, event_name
 from domain.customers import Customer
 from domain.values import InstalledSystem
-from gateway.schemas import CustomerOut, EventOut, SystemOut
+from gateway.schemas import CustomerOut, EventOut, StandingMergeOut, SystemOut
 from infrastructure.audit_log import event_payload
 
 __all__ = ["customer_out", "event_out"]
@@ -35,6 +35,10 @@ def customer_out(customer: Customer) -> CustomerOut:
         credits=[dataclasses.asdict(c) for c in customer.credits],
         credit_balance=customer.credit_balance,
         consents=[dataclasses.asdict(c) for c in customer.consents],
+        merges=[
+            StandingMergeOut(merge_id=merge_id, merged_ids=list(merged))
+            for merge_id, merged in customer.merges.items()
+        ],
     )
 
 

@@ -20,6 +20,7 @@ from gateway import (
     health,
     history,
     imports,
+    merge,
     observability,
     pets,
     portal,
@@ -47,6 +48,7 @@ def add_routes(app: web.Application) -> None:
     export.add_routes(app)
     customers.add_routes(app)
     erasure.add_routes(app)
+    merge.add_routes(app)
     appointments.add_routes(app)
     tickets.add_routes(app)
     pets.add_routes(app)

@@ -254,6 +254,11 @@ class ConsentOut(BaseModel):
     by: str
 
 
+class StandingMergeOut(BaseModel):
+    merge_id: UUID
+    merged_ids: list[UUID]
+
+
 class CustomerOut(BaseModel):
     id: UUID
     customer_number: int
@@ -307,6 +312,8 @@ class CustomerOut(BaseModel):
     credit_balance: Money
     consents: list[ConsentOut]
     """Every newsletter and promotional SMS decision: when, where, by whom."""
+    merges: list[StandingMergeOut] = []
+    """Merges of duplicates into this customer that stand (not undone): what unmerge takes."""
 
 
 class EventOut(BaseModel):

@@ -17,8 +17,10 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
+from domain.appointments import Appointment
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
+from domain.tickets import Ticket
 from infrastructure.data_keys import (
     LostKeyEncryptionKeyError,
     PostgresKeyRing,
@@ -96,6 +98,37 @@ class ExistingIds:
             return {row["originator_id"] for row in cursor.fetchall()}
 
 
+class LinkedRecords:
+    """The appointments and tickets that ever named a customer, by one query over the
+    events (not a read model: a merge must not miss a record a projection has not seen).
+
+    It reads every booking, opening and relinking event, so it costs a scan of the log;
+    merges are rare and the index that would avoid it cannot be built on the JSON in bytea.
+    """
+
+    def __init__(self, service: CustomerService, schema: str) -> None:
+        self._datastore = service.recorder.datastore  # type: ignore[attr-defined]
+        table = sql.Identifier(schema, service.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._statement = sql.SQL(
+            "SELECT DISTINCT originator_id FROM {} WHERE topic = ANY(%s)"
+            " AND convert_from(state, 'UTF8')::jsonb #>> '{{customer_id,_data_}}' = %s"
+        ).format(table)
+        self._topics = [
+            get_topic(event)
+            for event in (
+                Appointment.Booked,
+                Appointment.Relinked,
+                Ticket.Opened,
+                Ticket.Relinked,
+            )
+        ]
+
+    def __call__(self, customer_id: UUID) -> set[UUID]:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._statement, (self._topics, customer_id.hex))
+            return {row["originator_id"] for row in cursor.fetchall()}
+
+
 def build_service_once_reachable(
     settings: Settings, stop: threading.Event | None = None, *, pause: float = 2.0
 ) -> CustomerService | None:
@@ -160,6 +193,7 @@ def build_service(settings: Settings, *, create_tables: bool = False) -> Custome
     )
     service.next_ticket_number = NumberSequence(service, settings.db_schema, "ticket_number_seq")
     service.existing_ids = ExistingIds(service, settings.db_schema)
+    service.linked_records = LinkedRecords(service, settings.db_schema)
     recorder(service).chain_key = chain_key(settings.audit_key, settings.secret_key)
     # The keys live beside the events, on the same pool, which the service has just made.
     key_ring.bind(service.recorder.datastore)  # type: ignore[attr-defined]

@@ -116,6 +116,11 @@ _CHANGES: dict[type, Change] = {
     ),
     Appointment.Completed: lambda e: ("status = 'completed'", {}),
     Appointment.MarkedNoShow: lambda e: ("status = 'no_show'", {}),
+    # A merge of its customer moves it to the survivor (and its undoing back).
+    Appointment.Relinked: lambda e: (
+        "customer_id = %(customer_id)s",
+        {"customer_id": e.customer_id},
+    ),
 }
 
 

@@ -41,20 +41,20 @@ from projections.history_fields import (
     removed_fields,
 )
 
-__all__ = ["RECORDERS"]
+__all__ = ["RECORDERS", "SYSTEM_FIELDS", "profile_fields", "system_fields"]
 
 RECORDERS = Recorders()
 """What each `Customer` event sets in the customer's history."""
 
 _PROFILE_RANK = {name: rank for rank, name in enumerate(Profile.field_names())}
 _CUSTOM_FIELDS = len("custom_fields.")
-_SYSTEM_FIELDS = tuple(f.name for f in dataclasses.fields(InstalledSystem))
+SYSTEM_FIELDS = tuple(f.name for f in dataclasses.fields(InstalledSystem))
 
 
 @RECORDERS(Customer.Registered)
 def _registered(event: Customer.Registered, before: Fields) -> Fields:
     fields: Fields = {"customer_number": event.customer_number}
-    fields.update(_profile(vars(event.profile), before, in_order=True))
+    fields.update(profile_fields(vars(event.profile), before, in_order=True))
     for address in event.addresses:
         fields.update(part_fields("addresses", address.address_id, address))
     return fields
@@ -62,7 +62,7 @@ def _registered(event: Customer.Registered, before: Fields) -> Fields:
 
 @RECORDERS(Customer.ProfileChanged)
 def _profile_changed(event: Customer.ProfileChanged, before: Fields) -> Fields:
-    return _profile(event.changes, before)
+    return profile_fields(event.changes, before)
 
 
 @RECORDERS(Customer.ConsentChanged)
@@ -124,12 +124,12 @@ def _addressremoved_fields(event: Customer.AddressRemoved, before: Fields) -> Fi
 @RECORDERS(Customer.SystemInstalled)
 def _system_installed(event: Customer.SystemInstalled, before: Fields) -> Fields:
     system = event.system
-    return _system(system.system_id, {name: getattr(system, name) for name in _SYSTEM_FIELDS})
+    return system_fields(system.system_id, {name: getattr(system, name) for name in SYSTEM_FIELDS})
 
 
 @RECORDERS(Customer.SystemChanged)
 def _system_changed(event: Customer.SystemChanged, before: Fields) -> Fields:
-    return _system(event.system_id, event.changes)
+    return system_fields(event.system_id, event.changes)
 
 
 @RECORDERS(Customer.SystemRemoved)
@@ -164,7 +164,7 @@ def _credit_added(event: Customer.CreditAdded, before: Fields) -> Fields:
 # ---- helpers ---------------------------------------------------------------------------
 
 
-def _profile(values: Mapping[str, Any], before: Fields, *, in_order: bool = False) -> Fields:
+def profile_fields(values: Mapping[str, Any], before: Fields, *, in_order: bool = False) -> Fields:
     """Profile values as history fields, in the profile's order (`in_order`: already so)."""
     fields: Fields = {}
     for name in values if in_order else sorted(values, key=_profile_rank):
@@ -186,7 +186,7 @@ def _profile_rank(name: str) -> int:
     return _PROFILE_RANK.get(name, len(_PROFILE_RANK))
 
 
-def _system(system_id: UUID, values: Mapping[str, Any]) -> Fields:
+def system_fields(system_id: UUID, values: Mapping[str, Any]) -> Fields:
     """An installed system's fields; the sealed secret only as the mask, every new one listed."""
     prefix = f"systems[{system_id}]."
     fields: Fields = {}

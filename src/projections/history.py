@@ -35,7 +35,7 @@ from psycopg.types.json import Jsonb
 
 from domain.base import event_name
 from domain.customers import Customer
-from projections import conversation_history, customer_history, pet_history
+from projections import conversation_history, customer_history, merge_history, pet_history
 from projections.base import Batch, ReadModel
 from projections.history_fields import MASK, Fields, Recorder, Renewed
 
@@ -45,6 +45,7 @@ _RECORDERS: dict[type[Any], Recorder] = {
     **customer_history.RECORDERS,
     **pet_history.RECORDERS,
     **conversation_history.RECORDERS,
+    **merge_history.RECORDERS,
 }
 """What each event type sets in its customer's history: one line per recorders' module."""
 

@@ -47,11 +47,11 @@ _KEPT = ("first_name", "last_name", "email", "mobile_phone", "phone", "company_n
 _PROFILE_FIELDS = {**{name: name for name in _KEPT}, "group": "customer_group"}
 """Profile fields search keeps, and their columns."""
 _STORED = ("id", "customer_number", *_PROFILE_FIELDS.values(), "registered_at", "deleted")
-_STORED += ("blocked", "addresses", "systems")
+_STORED += ("blocked", "addresses", "systems", "merged_into")
 _DERIVED = ("city", "search_text", "phone_digits", "facets")
 _TYPES = {"id": "uuid", "customer_number": "bigint", "registered_at": "timestamptz"}
 _TYPES |= {"deleted": "boolean", "blocked": "boolean", "addresses": "jsonb", "systems": "jsonb"}
-_TYPES |= {"facets": "text[]"}
+_TYPES |= {"facets": "text[]", "merged_into": "uuid"}
 """Column types other than text, for reading a batch's rows out of JSON."""
 
 Row = dict[str, Any]
@@ -155,6 +155,7 @@ def _registered(event: Customer.Registered) -> Row:
         blocked=False,
         addresses=[[str(a.address_id), a.kind, a.city] for a in event.addresses],
         systems={},
+        merged_into=None,
     )
     return row
 
@@ -187,6 +188,24 @@ def _system_removed(row: Row, event: Customer.SystemRemoved) -> None:
     row["systems"] = {k: v for k, v in row["systems"].items() if k != str(event.system_id)}
 
 
+def _merged(row: Row, event: Customer.Merged) -> None:
+    for name, value in event.profile.items():
+        if name in _PROFILE_FIELDS:
+            row[_PROFILE_FIELDS[name]] = value
+    added = [[str(a.address_id), a.kind, a.city] for a in event.addresses]
+    row["addresses"] = [*row["addresses"], *added]
+    row["systems"] = {**row["systems"], **{str(s.system_id): s.system_type for s in event.systems}}
+
+
+def _unmerged(row: Row, event: Customer.Unmerged) -> None:
+    for name, value in event.profile.items():
+        if name in _PROFILE_FIELDS:
+            row[_PROFILE_FIELDS[name]] = value
+    gone = {str(i) for i in (*event.address_ids, *event.system_ids)}
+    row["addresses"] = [a for a in row["addresses"] if a[0] not in gone]
+    row["systems"] = {k: v for k, v in row["systems"].items() if k not in gone}
+
+
 _CHANGES: dict[type, Callable[[Row, Any], None]] = {
     Customer.ProfileChanged: _profile_changed,
     Customer.AddressAdded: _address_added,
@@ -199,6 +218,10 @@ _CHANGES: dict[type, Callable[[Row, Any], None]] = {
     Customer.Blocked: lambda row, _: row.update(blocked=True),
     Customer.Unblocked: lambda row, _: row.update(blocked=False),
     Customer.Erased: lambda row, _: row.update({_ERASED: True}),
+    Customer.Merged: _merged,
+    Customer.Unmerged: _unmerged,
+    Customer.MergedInto: lambda row, event: row.update(merged_into=event.survivor_id),
+    Customer.UnmergedFrom: lambda row, _: row.update(merged_into=None),
 }
 
 

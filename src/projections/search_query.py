@@ -133,7 +133,8 @@ def search_statement(
     page, pass (rank, registered_at, id) of its last row with `q`, else (registered_at, id).
     """
     params: dict[str, Any] = {"limit": limit}
-    where: list[sql.Composable] = []
+    # A merged customer is found as its survivor, never itself (not even with deleted).
+    where: list[sql.Composable] = [sql.SQL("c.merged_into IS NULL")]
     if not criteria.include_deleted:
         where.append(sql.SQL("NOT c.deleted"))
     if criteria.registered_from is not None:

@@ -47,7 +47,7 @@ class TicketsModel(ReadModel):
 
     def wants(self, event_class: type[Any]) -> bool:
         return event_class is Customer.Erased or issubclass(
-            event_class, (Ticket.Opened, Ticket.StatusChanged, Ticket.Commented)
+            event_class, (Ticket.Opened, Ticket.StatusChanged, Ticket.Commented, Ticket.Relinked)
         )
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
@@ -91,6 +91,9 @@ class TicketsModel(ReadModel):
         elif isinstance(event, Ticket.Commented):
             assignments = "public_comments = public_comments + %(public)s"
             values["public"] = 1 if event.public else 0
+        elif isinstance(event, Ticket.Relinked):  # a merge of its customer (or its undoing)
+            assignments = "customer_id = %(customer_id)s"
+            values["customer_id"] = event.customer_id
         else:
             return
         cursor.execute(

@@ -93,9 +93,7 @@ def test_the_emails_and_phones_of_the_merged_move_to_the_survivor_and_back(
     assert service.get_customer(survivor.id).profile.mobile_phone is None
 
 
-def test_a_moved_secret_opens_on_the_survivor(
-    service: CustomerService, register: Register
-) -> None:
+def test_a_moved_secret_opens_on_the_survivor(service: CustomerService, register: Register) -> None:
     """An equipment secret is sealed again for the survivor: revealing it there works."""
     survivor, merged = register(), register()
     system_id = service.install_system(
