@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from domain.appointments import Appointment, utc_days
-from domain.references import active_customer, load_for
+from domain.references import active_customer, follow_merges, load_for
 from domain.schedules import StaffDay, staff_day_id
 from domain.write_path import Change, Idempotency, Receipt, WritePath
 
@@ -50,8 +50,11 @@ class AppointmentCommands(WritePath):
         one overlaps: a request may overlap, its confirmation may not.
         """
 
+        seen: list[int] = []
+
         def attempt() -> Change:
             customer = active_customer(self, customer_id)
+            seen[:] = [customer.version]
             preferred = customer.profile.preferred_staff_id
             appointment = Appointment.book(
                 customer_id=customer.id,
@@ -68,7 +71,10 @@ class AppointmentCommands(WritePath):
             change.result["conflicts"] = [str(c) for c in self.staff_clashes(appointment)]
             return change
 
-        return self.execute(attempt, idempotency)
+        receipt = self.execute(attempt, idempotency)
+        if not receipt.replayed:
+            follow_merges(self, receipt.aggregate_id, customer_id, seen[0])
+        return receipt
 
     def confirm_appointment(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from domain.customers import Customer
 from domain.errors import (
@@ -18,7 +19,7 @@ from domain.errors import (
 )
 from domain.write_path import WritePath
 
-__all__ = ["active_customer", "load_for"]
+__all__ = ["active_customer", "follow_merges", "load_for"]
 
 
 def active_customer(service: WritePath, customer_id: UUID) -> Customer:
@@ -55,3 +56,25 @@ def load_for(
     if expected_version is not None and expected_version != record.version:
         raise VersionMismatchError(expected_version, record.version)
     return record
+
+
+def follow_merges(service: WritePath, record_id: UUID, customer_id: UUID, seen: int) -> None:
+    """Move a new record to the survivor when its customer was merged away while the
+    command ran (read at version `seen` before the merge, saved after it), as the merge
+    would have: a follow-up save; one look-up, no decoding, when the customer is unchanged.
+
+    Its twin is the merge's own sweep after its save, for a record saved between the
+    merge's look-up of the customer's records and its save (see `MergeCommands`).
+    """
+    if not service.recorder.select_events(customer_id, gt=seen, limit=1):
+        return
+    customer: Customer = service.load(customer_id, Customer, None)
+    while customer.merged_into is not None and customer.merge_id is not None:
+        record = service.repository.get(record_id)
+        if record.customer_id == customer.id:
+            record.relink(customer.merged_into, customer.merge_id)
+            try:
+                service.save(record)
+            except IntegrityError:
+                continue  # the merge's sweep moved it meanwhile: read it again
+        customer = service.load(customer.merged_into, Customer, None)

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import RuleViolationError
-from domain.references import active_customer, load_for
+from domain.references import active_customer, follow_merges, load_for
 from domain.tickets import DEVICE_FIELDS, Device, Ticket
 from domain.write_path import Change, Idempotency, Receipt, WritePath
 
@@ -38,8 +38,11 @@ class TicketCommands(WritePath):
             raise RuleViolationError(f"device.{sorted(unknown)[0]}", "not a field of a device")
         values = Device(**device)
 
+        seen: list[int] = []
+
         def attempt() -> Change:
             customer = active_customer(self, customer_id)
+            seen[:] = [customer.version]
             ticket = Ticket.open(
                 customer_id=customer.id,
                 number=self.next_ticket_number(),
@@ -51,7 +54,10 @@ class TicketCommands(WritePath):
             change.result["number"] = ticket.number
             return change
 
-        return self.execute(attempt, idempotency)
+        receipt = self.execute(attempt, idempotency)
+        if not receipt.replayed:
+            follow_merges(self, receipt.aggregate_id, customer_id, seen[0])
+        return receipt
 
     def change_ticket_status(
         self,
