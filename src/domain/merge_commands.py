@@ -15,6 +15,7 @@ tombstone: it is never given to anyone else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -213,10 +214,9 @@ class MergeCommands(CustomerCommands):
         one saved after the merge follows by itself (`domain.references.follow_merges`)."""
         for merged_id in merged_ids:
             for record in self._relinks(merged_id, survivor_id, merge_id):
-                try:
+                # IntegrityError: the record followed the merge by itself meanwhile.
+                with contextlib.suppress(IntegrityError):
                     self.save(record)
-                except IntegrityError:
-                    pass  # the record followed the merge by itself meanwhile
 
     def _resealer(self, survivor_id: UUID) -> Callable[[InstalledSystem, UUID], InstalledSystem]:
         """Seal a moved system's secret with the survivor's key (the merged customer's key

@@ -70,7 +70,7 @@ def follow_merges(service: WritePath, record_id: UUID, customer_id: UUID, seen: 
         return
     customer: Customer = service.load(customer_id, Customer, None)
     while customer.merged_into is not None and customer.merge_id is not None:
-        record = service.repository.get(record_id)
+        record: Any = service.repository.get(record_id)
         if record.customer_id == customer.id:
             record.relink(customer.merged_into, customer.merge_id)
             try:

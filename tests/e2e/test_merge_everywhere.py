@@ -12,15 +12,14 @@ from uuid import UUID
 
 import pytest
 from aiohttp.test_utils import TestClient
+from tests.e2e.answers import ok
+from tests.e2e.test_notifications import publish_new_events, stream_messages
 
 from domain.errors import DomainError
 from domain.service import CustomerService, Receipt
 from infrastructure.eventstore import build_service
 from infrastructure.servers import EmbeddedNats
 from infrastructure.settings import Settings
-from projections.base import ReadModel
-from tests.e2e.answers import ok
-from tests.e2e.test_notifications import publish_new_events, stream_messages
 from workers.relay import Relay, RelayPositions, open_relay
 
 Client = TestClient[Any, Any]
@@ -146,6 +145,38 @@ async def test_a_merge_and_its_relinks_are_published(
     assert (relinked["data"]["customer_id"], relinked["data"]["previous_customer_id"]) == (s, m)
 
 
+def race(one: CustomerService, other: CustomerService) -> None:
+    """Merge one new customer into two new survivors at once, from the two services."""
+    first, second, contested = (
+        one.register_customer({"first_name": name}).aggregate_id for name in ("A", "B", "M")
+    )
+    barrier = threading.Barrier(2)
+    outcomes: dict[UUID, Receipt | DomainError] = {}
+
+    def run(on: CustomerService, survivor: UUID) -> None:
+        barrier.wait()
+        try:
+            outcomes[survivor] = on.merge_customers(
+                survivor, [contested], expected_versions={survivor: 1, contested: 1}
+            )
+        except DomainError as refused:
+            outcomes[survivor] = refused
+
+    threads = [
+        threading.Thread(target=run, args=(one, first)),
+        threading.Thread(target=run, args=(other, second)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    won = [s for s, outcome in outcomes.items() if isinstance(outcome, Receipt)]
+    assert len(won) == 1 and len(outcomes) == 2, outcomes
+    assert one.get_customer(contested).merged_into == won[0]
+    lost = first if won[0] == second else second
+    assert one.get_customer(lost).merges == {}
+
+
 def test_two_merges_racing_on_one_customer_one_wins(
     api_settings: Settings, service: CustomerService
 ) -> None:
@@ -154,34 +185,6 @@ def test_two_merges_racing_on_one_customer_one_wins(
     other = build_service(api_settings)
     try:
         for _ in range(5):
-            first, second, contested = (
-                service.register_customer({"first_name": name}).aggregate_id
-                for name in ("A", "B", "M")
-            )
-            barrier = threading.Barrier(2)
-            outcomes: dict[UUID, Receipt | DomainError] = {}
-
-            def run(on: CustomerService, survivor: UUID) -> None:
-                barrier.wait()
-                try:
-                    outcomes[survivor] = on.merge_customers(
-                        survivor, [contested], expected_versions={survivor: 1, contested: 1}
-                    )
-                except DomainError as refused:
-                    outcomes[survivor] = refused
-
-            threads = [
-                threading.Thread(target=run, args=(service, first)),
-                threading.Thread(target=run, args=(other, second)),
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
-            won = [s for s, outcome in outcomes.items() if isinstance(outcome, Receipt)]
-            assert len(won) == 1 and len(outcomes) == 2, outcomes
-            assert service.get_customer(contested).merged_into == won[0]
-            lost = first if won[0] == second else second
-            assert service.get_customer(lost).merges == {}
+            race(service, other)
     finally:
         other.close()

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-
 from tests.e2e.answers import ok, problem
 
 Client = TestClient[Any, Any]
