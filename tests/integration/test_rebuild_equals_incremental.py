@@ -229,6 +229,21 @@ def _converse(world: World, customer_id: UUID, pick: int, text: str) -> None:
             service.give_satisfaction(customer_id, 1 + pick % 5, text or None, ticket_id=ticket_id)
 
 
+def _merge_or_unmerge(world: World, customer_id: UUID, pick: int, text: str) -> None:
+    """Undo a standing merge into this customer, or merge another customer into it."""
+    service = world.service
+    survivor = service.get_customer(customer_id)
+    if survivor.merges and pick % 2:
+        merge_id = sorted(survivor.merges)[0]
+        service.unmerge_customers(customer_id, merge_id, expected_version=survivor.version)
+        return
+    other = world.customer(pick + 1)
+    if other is None or other == customer_id:
+        return
+    versions = {customer_id: survivor.version, other: world.version(other)}
+    service.merge_customers(customer_id, [other], expected_versions=versions)
+
+
 STEPS: tuple[Step, ...] = (
     _register,
     _register,
@@ -237,6 +252,7 @@ STEPS: tuple[Step, ...] = (
     _on_customer(_change_or_remove_part),
     _on_customer(_lifecycle),
     _on_customer(_book),
+    _on_customer(_merge_or_unmerge),
     _move_appointment,
     _on_customer(_open_ticket),
     _move_ticket,
