@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
@@ -187,7 +188,11 @@ class MergeCommands(CustomerCommands):
         owner to the other; the customer number stays with its customer."""
         moved: list[Reservation] = []
         for name, value in held_values(self, holder):
-            reservation: Reservation = self.repository.get(reservation_id(name, value))
+            try:
+                reservation: Reservation = self.repository.get(reservation_id(name, value))
+            except AggregateNotFoundError:  # a value stored before it was reserved
+                moved.append(Reservation.claim_new(name, value, to_id))
+                continue
             reservation.transfer(from_id, to_id)
             moved.append(reservation)
         return moved
