@@ -73,7 +73,7 @@ class Customer(TracedAggregate):
         merged_into: UUID | None
         """Set while the customer is merged into another (a tombstone: see domain.merging)."""
         merge_id: UUID | None
-        merges: dict[UUID, dict[UUID, Customer.Merged]]
+        merges: dict[UUID, dict[UUID, merging.Merged]]
         """Merges this customer survived and that are not undone: by merge id, what each
         merged customer brought."""
 
@@ -463,66 +463,19 @@ class Customer(TracedAggregate):
     def credit_balance(self) -> Decimal:
         return sum((c.amount for c in self.credits), Decimal("0"))
 
-    # ---- merging (decided in domain.merging) ---------------------------------------------
+    # ---- merging: the events' fields, and the rules, are in domain.merging -------------
 
-    class Merged(TracedAggregate.Event):
+    class Merged(merging.Merged):
         """Survivor side: what one merged customer brought (parts keep their ids)."""
 
-        merge_id: UUID
-        merged_id: UUID
-        notes: list[Note]
-        contacts: list[Contact]
-        addresses: list[Address]
-        systems: list[InstalledSystem]
-        credits: list[Credit]
-        custom_prices: dict[str, Decimal]
-        profile: dict[str, Any]
-        """The survivor's empty profile fields, filled from the merged customer."""
-        replaced: dict[str, Any]
-        """What those fields held before (empty values), for an unmerge to put back."""
-        key_custody: KeyCustody | None
-
-        def apply(self, customer: Customer) -> None:
-            merging.absorb(customer, self)
-
-    class MergedInto(TracedAggregate.Event):
+    class MergedInto(merging.MergedInto):
         """Merged side: the customer became a tombstone pointing at the survivor."""
 
-        survivor_id: UUID
-        merge_id: UUID
-
-        def apply(self, customer: Customer) -> None:
-            customer.merged_into, customer.merge_id = self.survivor_id, self.merge_id
-
-    class Unmerged(TracedAggregate.Event):
+    class Unmerged(merging.Unmerged):
         """Survivor side: what one merged customer brought is given back."""
 
-        merge_id: UUID
-        merged_id: UUID
-        note_ids: list[UUID]
-        contact_ids: list[UUID]
-        address_ids: list[UUID]
-        system_ids: list[UUID]
-        credit_ids: list[UUID]
-        """The parts that came with the merged customer and leave with it."""
-        profile: dict[str, Any]
-        """The filled profile fields that still held the merged values, as they were before."""
-        custom_prices: list[str]
-        """The services whose price still is the merged customer's: dropped."""
-        key_custody: bool
-        """Whether the key custody is still the merged customer's: dropped."""
-
-        def apply(self, customer: Customer) -> None:
-            merging.give_back(customer, self)
-
-    class UnmergedFrom(TracedAggregate.Event):
+    class UnmergedFrom(merging.UnmergedFrom):
         """Merged side: the customer is itself again, exactly as it was at the merge."""
-
-        survivor_id: UUID
-        merge_id: UUID
-
-        def apply(self, customer: Customer) -> None:
-            customer.merged_into = customer.merge_id = None
 
     # ---- helpers ------------------------------------------------------------------------
 

@@ -29,16 +29,29 @@ The public functions decide and trigger the events; `absorb` and `give_back` onl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from domain.base import TracedAggregate
 from domain.errors import ConflictError, MergedCustomerError, RuleViolationError
-from domain.values import InstalledSystem, Profile
+from domain.values import Address, Contact, Credit, InstalledSystem, KeyCustody, Note, Profile
 
 if TYPE_CHECKING:
     from domain.customers import Customer
 
-__all__ = ["MAX_MERGED", "absorb", "check_merge", "give_back", "merge", "unmerge"]
+__all__ = [
+    "MAX_MERGED",
+    "Merged",
+    "MergedInto",
+    "Unmerged",
+    "UnmergedFrom",
+    "absorb",
+    "check_merge",
+    "give_back",
+    "merge",
+    "unmerge",
+]
 
 MAX_MERGED = 20
 """Customers one merge takes at most: a longer list is a mistake, not duplicates."""
@@ -163,10 +176,76 @@ def unmerge(survivor: Customer, customer: Customer) -> dict[str, Any]:
     }
 
 
+# ---- the events (nested in Customer under the same names) --------------------------------
+
+
+class Merged(TracedAggregate.Event):
+    """Survivor side: what one merged customer brought (parts keep their ids)."""
+
+    merge_id: UUID
+    merged_id: UUID
+    notes: list[Note]
+    contacts: list[Contact]
+    addresses: list[Address]
+    systems: list[InstalledSystem]
+    credits: list[Credit]
+    custom_prices: dict[str, Decimal]
+    profile: dict[str, Any]
+    """The survivor's empty profile fields, filled from the merged customer."""
+    replaced: dict[str, Any]
+    """What those fields held before (empty values), for an unmerge to put back."""
+    key_custody: KeyCustody | None
+
+    def apply(self, customer: Any) -> None:
+        absorb(customer, self)
+
+
+class MergedInto(TracedAggregate.Event):
+    """Merged side: the customer became a tombstone pointing at the survivor."""
+
+    survivor_id: UUID
+    merge_id: UUID
+
+    def apply(self, customer: Any) -> None:
+        customer.merged_into, customer.merge_id = self.survivor_id, self.merge_id
+
+
+class Unmerged(TracedAggregate.Event):
+    """Survivor side: what one merged customer brought is given back."""
+
+    merge_id: UUID
+    merged_id: UUID
+    note_ids: list[UUID]
+    contact_ids: list[UUID]
+    address_ids: list[UUID]
+    system_ids: list[UUID]
+    credit_ids: list[UUID]
+    """The parts that came with the merged customer and leave with it."""
+    profile: dict[str, Any]
+    """The filled profile fields that still held the merged values, as they were before."""
+    custom_prices: list[str]
+    """The services whose price still is the merged customer's: dropped."""
+    key_custody: bool
+    """Whether the key custody is still the merged customer's: dropped."""
+
+    def apply(self, customer: Any) -> None:
+        give_back(customer, self)
+
+
+class UnmergedFrom(TracedAggregate.Event):
+    """Merged side: the customer is itself again, exactly as it was at the merge."""
+
+    survivor_id: UUID
+    merge_id: UUID
+
+    def apply(self, customer: Any) -> None:
+        customer.merged_into = customer.merge_id = None
+
+
 # ---- applying (every rebuild runs these again: no rule is checked here) -------------------
 
 
-def absorb(survivor: Customer, brought: Customer.Merged) -> None:
+def absorb(survivor: Customer, brought: Merged) -> None:
     survivor.notes.update({n.note_id: n for n in brought.notes})
     survivor.contacts.update({c.contact_id: c for c in brought.contacts})
     survivor.addresses.update({a.address_id: a for a in brought.addresses})
@@ -180,7 +259,7 @@ def absorb(survivor: Customer, brought: Customer.Merged) -> None:
     survivor.merges.setdefault(brought.merge_id, {})[brought.merged_id] = brought
 
 
-def give_back(survivor: Customer, back: Customer.Unmerged) -> None:
+def give_back(survivor: Customer, back: Unmerged) -> None:
     del survivor.merges[back.merge_id][back.merged_id]
     if not survivor.merges[back.merge_id]:
         del survivor.merges[back.merge_id]
