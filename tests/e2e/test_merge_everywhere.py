@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -31,6 +32,13 @@ Registration = Callable[..., dict[str, Any]]
 def read_models(followed: Any) -> Iterator[None]:
     """The history and search read models, kept current by follower threads."""
     with followed("history"), followed("search"):
+        yield
+
+
+@pytest.fixture
+def record_lists(followed: Any) -> Iterator[None]:
+    """The appointments and tickets read models, kept current by follower threads."""
+    with followed("appointments"), followed("tickets"):
         yield
 
 
@@ -95,6 +103,45 @@ async def test_history_and_search_follow_a_merge_and_its_undoing(
     back = (await history(client, bearer, m, position))[-1]
     assert back["type"] == "customer.unmerged_from"
     assert back["changes"] == [{"field": "merged_into", "from": s, "to": None}]
+
+
+async def test_the_customer_s_appointments_and_tickets_lists_follow_the_relink(
+    client: Client, bearer: Bearer, registration: Registration, record_lists: None
+) -> None:
+    """The survivor's lists show the merged customer's records; after the unmerge, they
+    are the merged customer's again."""
+    survivor, _ = await post(client, bearer, "/v1/customers", registration())
+    merged, _ = await post(client, bearer, "/v1/customers", registration())
+    s, m = survivor["id"], merged["id"]
+    ticket, _ = await post(
+        client,
+        bearer,
+        "/v1/tickets",
+        {"customer_id": m, "subject": "screen", "problem": "cracked", "device": {"type": "phone"}},
+    )
+    starts = datetime.now(UTC) + timedelta(days=2)
+    times = {"starts_at": starts.isoformat(), "ends_at": (starts + timedelta(hours=1)).isoformat()}
+    appointment, _ = await post(client, bearer, "/v1/appointments", {"customer_id": m, **times})
+
+    async def listed(customer_id: str, position: int) -> tuple[list[str], list[str]]:
+        params = {"min_position": str(position)}
+        lists = []
+        for kind in ("tickets", "appointments"):
+            path = f"/v1/customers/{customer_id}/{kind}"
+            body = await ok(await client.get(path, params=params, headers=bearer()))
+            lists.append([item["id"] for item in body["items"]])
+        return lists[0], lists[1]
+
+    merge, position = await post(
+        client, bearer, f"/v1/customers/{s}/merge", {"from": [m], "versions": {m: 1}}, etag=1
+    )
+    assert await listed(s, position) == ([ticket["id"]], [appointment["id"]])
+    assert await listed(m, position) == ([], [])
+    _, position = await post(
+        client, bearer, f"/v1/customers/{s}/unmerge", {"merge_id": merge["merge_id"]}, etag=2
+    )
+    assert await listed(m, position) == ([ticket["id"]], [appointment["id"]])
+    assert await listed(s, position) == ([], [])
 
 
 @pytest.fixture

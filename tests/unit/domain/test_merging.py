@@ -270,7 +270,8 @@ def test_a_merged_customer_is_erased_only_with_its_survivor(
 ) -> None:
     """Erasing a tombstone is refused; erasing its survivor erases it too (one person)."""
     survivor = register(email="ann@example.com")
-    merged = register(email="ann.old@example.com")
+    merged = register(email="ann.old@example.com", company_name="Globex")
+    service.add_note(merged.id, "gate 4711", urgent=False)
     merge(service, survivor.id, merged.id)
     with pytest.raises(MergedCustomerError):
         service.erase_customer(merged.id, expected_version=service.get_customer(merged.id).version)
@@ -279,3 +280,6 @@ def test_a_merged_customer_is_erased_only_with_its_survivor(
     assert service.get_customer(merged.id).profile.email is None
     assert owner(service, "email", "ann.old@example.com") is None
     assert service.key_ring.data_key(merged.id) is None
+    # What moved onto the survivor is shredded with it, in the survivor's own stream.
+    [moved] = [e for e in service.customer_events(survivor.id) if isinstance(e, Customer.Merged)]
+    assert [n.text for n in moved.notes] == [""] and moved.profile["company_name"] is None
