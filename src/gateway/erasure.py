@@ -64,8 +64,10 @@ async def erase_customer(request: web.Request) -> web.Response:
     service = service_of(request)
 
     def erase() -> tuple[Receipt, list[str]]:
-        profile = service.get_customer(customer_id).profile  # read while the key exists
-        logins = [v for v in (profile.email, profile.username) if v]
+        customer = service.get_customer(customer_id)  # read while the keys exist
+        # Customers merged into it are erased with it: their logins' counts go too.
+        people = [customer, *service.merged_customers(customer)]
+        logins = [v for c in people for v in (c.profile.email, c.profile.username) if v]
         return service.erase_customer(customer_id, expected_version=expected), logins
 
     receipt, logins = await run_sync(request, erase)

@@ -295,3 +295,24 @@ async def test_erasing_a_merged_customer_answers_409_naming_the_survivor(
         409,
     )
     assert survivor in body["detail"]
+
+
+async def test_erasing_a_survivor_erases_the_customers_merged_into_it(
+    client: Client, bearer: Bearer, registration: Registration
+) -> None:
+    """They were one person: the merged customer's own events read redacted afterwards."""
+    survivor = await register(client, bearer, registration())
+    merged_body = registration()
+    merged = await register(client, bearer, merged_body)
+    await ok(await merge(client, bearer, survivor, merged))
+    etag = f'"{await version(client, bearer, survivor)}"'
+    await ok(
+        await client.post(
+            f"/v1/customers/{survivor}/erase", headers={**bearer("admin"), "If-Match": etag}
+        )
+    )
+    events = await ok(await client.get(f"/v1/customers/{merged}/events", headers=bearer("admin")))
+    registered = events["items"][0]["payload"]
+    assert registered["profile"]["email"] is None
+    assert merged_body["email"].split("@")[0] not in str(events)
+    assert events["items"][-1]["type"] == "customer.erased"
