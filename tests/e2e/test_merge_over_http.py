@@ -316,3 +316,19 @@ async def test_erasing_a_survivor_erases_the_customers_merged_into_it(
     assert registered["profile"]["email"] is None
     assert merged_body["email"].split("@")[0] not in str(events)
     assert events["items"][-1]["type"] == "customer.erased"
+
+
+async def test_an_unmerge_with_a_stale_version_answers_412(
+    client: Client, bearer: Bearer, registration: Registration
+) -> None:
+    survivor = await register(client, bearer, registration())
+    merged = await register(client, bearer, registration())
+    merge_id = (await ok(await merge(client, bearer, survivor, merged)))["merge_id"]
+    response = await client.post(
+        f"/v1/customers/{survivor}/unmerge",
+        json={"merge_id": merge_id},
+        headers={**bearer(), "If-Match": '"1"'},  # the version before the merge
+    )
+    await problem(response, 412)
+    still = await client.get(f"/v1/customers/{merged}", headers=bearer(), allow_redirects=False)
+    assert still.status == 308
