@@ -17,10 +17,8 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
-from domain.appointments import Appointment
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
-from domain.tickets import Ticket
 from infrastructure.data_keys import (
     LostKeyEncryptionKeyError,
     PostgresKeyRing,
@@ -34,6 +32,7 @@ from infrastructure.database import (
 )
 from infrastructure.hash_chain import ChainedRecorder, chain_key, install_chain
 from infrastructure.imports import create_import_tables
+from infrastructure.linked_records import LinkedRecords, create_linked_records_index
 from infrastructure.settings import Settings
 
 __all__ = [
@@ -95,37 +94,6 @@ class ExistingIds:
             return set()
         with self._datastore.transaction(commit=False) as cursor:
             cursor.execute(self._statement, (list(ids),))
-            return {row["originator_id"] for row in cursor.fetchall()}
-
-
-class LinkedRecords:
-    """The appointments and tickets that ever named a customer, by one query over the
-    events (not a read model: a merge must not miss a record a projection has not seen).
-
-    It reads every booking, opening and relinking event, so it costs a scan of the log;
-    merges are rare and the index that would avoid it cannot be built on the JSON in bytea.
-    """
-
-    def __init__(self, service: CustomerService, schema: str) -> None:
-        self._datastore = service.recorder.datastore  # type: ignore[attr-defined]
-        table = sql.Identifier(schema, service.recorder.events_table_name)  # type: ignore[attr-defined]
-        self._statement = sql.SQL(
-            "SELECT DISTINCT originator_id FROM {} WHERE topic = ANY(%s)"
-            " AND convert_from(state, 'UTF8')::jsonb #>> '{{customer_id,_data_}}' = %s"
-        ).format(table)
-        self._topics = [
-            get_topic(event)
-            for event in (
-                Appointment.Booked,
-                Appointment.Relinked,
-                Ticket.Opened,
-                Ticket.Relinked,
-            )
-        ]
-
-    def __call__(self, customer_id: UUID) -> set[UUID]:
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._statement, (self._topics, customer_id.hex))
             return {row["originator_id"] for row in cursor.fetchall()}
 
 
@@ -233,6 +201,11 @@ def migrate_event_store(settings: Settings) -> None:
                     )
                 )
             create_import_tables(cursor, settings.db_schema)
+            create_linked_records_index(
+                cursor,
+                settings.db_schema,
+                service.recorder.events_table_name,  # type: ignore[attr-defined]
+            )
         chained = recorder(service)
         assert chained.chain_key is not None
         install_chain(chained, chained.chain_key)
