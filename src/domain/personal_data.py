@@ -34,6 +34,7 @@ Personal, by event (fields of a value are named after a dot; `[]` is each item o
     Interaction.Logged          summary
     ChatMessage.Posted          text
     SatisfactionScore.Given     comment
+    CustomerFile.Uploaded       name   (the content is kept apart, and destroyed on erasure)
 
 The subject (whose key) is the customer: a Customer event's own aggregate, else the
 event's `customer_id`. Not personal: ids, the customer number, staff ids, groups and
@@ -130,6 +131,7 @@ def personal_fields() -> dict[type[Any], Spec]:
     from domain.customers import Customer
     from domain.interactions import Interaction
     from domain.pets import Pet
+    from domain.files import CustomerFile
     from domain.portal import PortalAccount
     from domain.satisfaction import SatisfactionScore
     from domain.tickets import Ticket
@@ -173,6 +175,7 @@ def personal_fields() -> dict[type[Any], Spec]:
         Interaction.Logged: {"summary": Whole("")},
         ChatMessage.Posted: {"text": Whole("")},
         SatisfactionScore.Given: {"comment": Whole()},
+        CustomerFile.Uploaded: {"name": Whole("")},
     }
 
 

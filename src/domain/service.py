@@ -18,6 +18,7 @@ from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 from domain.appointment_commands import AppointmentCommands
 from domain.conversation_commands import ConversationCommands
 from domain.erasure_commands import ErasureCommands
+from domain.file_commands import FileCommands
 from domain.key_ring import InMemoryKeyRing, KeyRing
 from domain.passwords import PasswordHasher
 from domain.pet_commands import PetCommands
@@ -54,6 +55,7 @@ class CustomerService(
     PortalCommands,
     PetCommands,
     ConversationCommands,
+    FileCommands,
 ):
     """The CRM's commands and queries over one event store."""
 

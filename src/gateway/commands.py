@@ -26,13 +26,17 @@ def service_of(request: web.Request) -> CustomerService:
     return service
 
 
-async def idempotency_of(request: web.Request) -> Idempotency | None:
-    """The request's Idempotency-Key, scoped to the caller, with a fingerprint of its content."""
+async def idempotency_of(request: web.Request, *, content: str | None = None) -> Idempotency | None:
+    """The request's Idempotency-Key, scoped to the caller, with a fingerprint of its content.
+
+    `content` stands for a body too large to read whole (an upload): its fingerprint, such
+    as the file's SHA-256 with its name and declared type, computed as it was received.
+    """
     key = idempotency_key(request)
     if key is None:
         return None
     digest = hashlib.sha256(f"{request.method} {request.rel_url}\n".encode())
-    digest.update(await read_body(request))
+    digest.update(content.encode() if content is not None else await read_body(request))
     return Idempotency(idempotency_id(principal(request).sub, key), digest.hexdigest())
 
 

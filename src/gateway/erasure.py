@@ -1,7 +1,8 @@
 """GDPR erasure and the one way an equipment secret leaves the service: admin only.
 
 `POST /v1/customers/{id}/erase` destroys the customer's data key (crypto-shredding, see
-`domain.key_ring`) and records the erasure; a second erasure answers the same and changes
+`domain.key_ring`), records the erasure and deletes the content of the customer's files
+(bytes another customer's file shares stay); a second erasure answers the same and changes
 nothing. `POST .../systems/{system_id}/reveal` shows one secret in clear and records who
 saw it; the answer is never stored (no Idempotency-Key record: it would keep the secret)
 and never cached.
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from domain.service import Receipt
 from gateway.auth import requires
 from gateway.commands import answer, service_of
+from gateway.files import file_contents
 from gateway.operations import operation
 from gateway.portal import LOGIN_GUARD_KEY
 from gateway.reads import read_pool
@@ -71,6 +73,9 @@ async def erase_customer(request: web.Request) -> web.Response:
         return service.erase_customer(customer_id, expected_version=expected), logins
 
     receipt, logins = await run_sync(request, erase)
+    # The customer's files: their content goes unless another customer's file has it too.
+    # A crash before this leaves references that the content sweep collects.
+    await run_sync(request, file_contents(request.app).forget_customer, customer_id)
     # The failed-login counts are keyed by a hash of the login: that link goes too.
     for login in logins:
         await request.app[LOGIN_GUARD_KEY].succeeded(read_pool(request), login)

@@ -1,19 +1,18 @@
 """`POST /v1/customers/imports` and `GET /v1/customers/imports/{import_id}`: bulk import.
 
-The upload is streamed to a temporary file while its SHA-256 is computed (a 50 MB file is
-never held in memory, and the gateway's 1 MB body limit does not apply here: this route
-has its own, `max_import_bytes`). The file's hash names the import: uploading the same
-file again answers with the same import and creates nothing. A new file is read and
-every row validated in the thread pool, then saved with its rows in one transaction
-(`infrastructure.imports`); an import worker (`customers worker import`) registers the
-rows and the report shows its progress. The worker, not the gateway, does the slow part
-so a large import never competes with API requests for this process's CPU.
+The upload is streamed to a temporary file while its SHA-256 is computed (`gateway.uploads`:
+a 50 MB file is never held in memory, and the gateway's 1 MB body limit does not apply
+here: this route has its own, `max_import_bytes`). The file's hash names the import:
+uploading the same file again answers with the same import and creates nothing. A new
+file is read and every row validated in the thread pool, then saved with its rows in one
+transaction (`infrastructure.imports`); an import worker (`customers worker import`)
+registers the rows and the report shows its progress. The worker, not the gateway, does
+the slow part so a large import never competes with API requests for this process's CPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import tempfile
 from datetime import datetime
 from typing import IO, Annotated, Any, Literal
@@ -32,13 +31,13 @@ from gateway.operations import Body, operation
 from gateway.problems import FieldError, Problem
 from gateway.requests import json_response, parse_query, path_uuid
 from gateway.threads import run_sync
+from gateway.uploads import body_chunks, receive
 from infrastructure.imports import ImportStore, ImportSummary, NewImport, import_id_of
 
 __all__ = ["DEFAULT_MAX_IMPORT_BYTES", "add_routes"]
 
 DEFAULT_MAX_IMPORT_BYTES = 50 * 1024 * 1024
 CSV_TYPES = ("text/csv", "application/csv")
-_CHUNK = 1 << 16
 _IMPORT_DEFAULTS = {"source": "import"}
 """Where an imported customer's consents were given, unless the file says."""
 
@@ -153,7 +152,10 @@ async def upload_import(request: web.Request) -> web.Response:
     service = service_of(request)
     store = import_store(request)
     with tempfile.TemporaryFile() as file:
-        sha256 = await _receive(request, file, limit)
+        received = await receive(
+            request, body_chunks(request), file, limit=limit, too_large=_too_large
+        )
+        sha256 = received.sha256
         import_id = import_id_of(sha256)
         summary = await run_sync(request, store.summary, import_id)
         replayed = summary is not None
@@ -253,19 +255,6 @@ def _save(
     summary = store.summary(new.import_id)
     assert summary is not None
     return summary
-
-
-async def _receive(request: web.Request, file: IO[bytes], limit: int) -> str:
-    """Copy the body to `file` chunk by chunk; its SHA-256. 413 past `limit` bytes."""
-    digest = hashlib.sha256()
-    size = 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        digest.update(chunk)
-        file.write(chunk)
-    return digest.hexdigest()
 
 
 def _require_csv(request: web.Request) -> str | None:

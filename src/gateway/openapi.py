@@ -200,6 +200,7 @@ class _Builder:
         media = {body.media_type: self._media(body, "validation")}
         if method == "PATCH" and body.media_type == "application/json":
             media["application/merge-patch+json"] = media[body.media_type]
+        media.update({kind: {"schema": dict(schema)} for kind, schema in body.variants.items()})
         out: dict[str, Any] = {"required": body.required, "content": media}
         if body.description:
             out["description"] = body.description

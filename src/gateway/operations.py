@@ -34,6 +34,9 @@ class Body:
     required: bool = True
     also_as: tuple[str, ...] = ()
     """Other media types the same body can be sent as (chosen by the request's Accept)."""
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Other media types a request body may come as, each with its own schema (a file as
+    the raw body or as a multipart form's part)."""
 
 
 @dataclass(frozen=True, slots=True)

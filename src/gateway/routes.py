@@ -17,6 +17,7 @@ from gateway import (
     docs,
     erasure,
     export,
+    files,
     health,
     history,
     imports,
@@ -53,6 +54,7 @@ def add_routes(app: web.Application) -> None:
     tickets.add_routes(app)
     pets.add_routes(app)
     conversations.add_routes(app)
+    files.add_routes(app)
     portal.add_routes(app)
     search.add_routes(app)
     history.add_routes(app)

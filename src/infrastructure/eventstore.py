@@ -30,6 +30,7 @@ from infrastructure.database import (
     parse_database_url,
     postgres_env,
 )
+from infrastructure.file_contents import create_file_tables
 from infrastructure.hash_chain import ChainedRecorder, chain_key, install_chain
 from infrastructure.imports import create_import_tables
 from infrastructure.linked_records import LinkedRecords, create_linked_records_index
@@ -184,8 +185,8 @@ def recorder(service: CustomerService) -> ChainedRecorder:
 
 
 def migrate_event_store(settings: Settings) -> None:
-    """Create the schema, the event tables, their hash chain, the number sequences and the
-    imports' tables, if missing."""
+    """Create the schema, the event tables, their hash chain, the number sequences, the
+    imports' tables and the files' content store, if missing."""
     assert settings.database_url is not None
     ensure_schema(settings.database_url, settings.db_schema)
     service = build_service(settings, create_tables=True)
@@ -206,6 +207,7 @@ def migrate_event_store(settings: Settings) -> None:
                 settings.db_schema,
                 service.recorder.events_table_name,  # type: ignore[attr-defined]
             )
+            create_file_tables(cursor, settings.db_schema)
         chained = recorder(service)
         assert chained.chain_key is not None
         install_chain(chained, chained.chain_key)

@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1)] = 1_048_576
     max_import_bytes: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
     """Largest customer file `POST /v1/customers/imports` takes (streamed, never held whole)."""
+    max_file_bytes: Annotated[int, Field(ge=1)] = 25 * 1024 * 1024
+    """Largest customer file `POST /v1/customers/{id}/files` takes (streamed, never held whole)."""
     body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """A request body not fully received this long after its headers answers 408."""
 

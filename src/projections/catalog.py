@@ -7,6 +7,7 @@ from infrastructure.settings import Settings
 from projections.appointments import AppointmentsModel
 from projections.base import PoisonPolicy, ReadModel, read_model_schema
 from projections.conversations import ConversationsModel
+from projections.files import FilesModel
 from projections.history import HistoryModel
 from projections.pets import PetsModel
 from projections.search import SearchModel
@@ -21,6 +22,7 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     "history": HistoryModel,
     "pets": PetsModel,
     "conversations": ConversationsModel,
+    "files": FilesModel,
 }
 """One line per read model, e.g. `"search": SearchModel`."""
 

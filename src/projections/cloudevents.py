@@ -65,6 +65,7 @@ PUBLIC_AGGREGATES = (
     "Interaction",
     "ChatMessage",
     "SatisfactionScore",
+    "CustomerFile",
 )
 """Aggregates (by class name) whose events are published, in the AsyncAPI's order."""
 INTERNAL_AGGREGATES = ("Reservation", "IdempotentRequest", "PortalAccount", "StaffDay")

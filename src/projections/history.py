@@ -35,7 +35,13 @@ from psycopg.types.json import Jsonb
 
 from domain.base import event_name
 from domain.customers import Customer
-from projections import conversation_history, customer_history, merge_history, pet_history
+from projections import (
+    conversation_history,
+    customer_history,
+    file_history,
+    merge_history,
+    pet_history,
+)
 from projections.base import Batch, ReadModel
 from projections.history_fields import MASK, Fields, Recorder, Renewed
 
@@ -46,6 +52,7 @@ _RECORDERS: dict[type[Any], Recorder] = {
     **pet_history.RECORDERS,
     **conversation_history.RECORDERS,
     **merge_history.RECORDERS,
+    **file_history.RECORDERS,
 }
 """What each event type sets in its customer's history: one line per recorders' module."""
 

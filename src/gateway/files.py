@@ -1,0 +1,397 @@
+"""A customer's files (seed 004: equipment backups, site maps): upload, list, download, delete.
+
+Staff only: a customer token gets 404 for all of it (a shop's backups of a customer's
+alarm panel hold its codes; nothing here is meant for the portal).
+
+An upload is the file itself as the body (`Content-Disposition: attachment;
+filename="..."`, RFC 6266, `filename*` for names beyond ASCII) or a `multipart/form-data`
+form with one file part. It streams to a spooled temporary file while hashed, with its own
+limit (`max_file_bytes`, 25 MB: `gateway.uploads`), is sniffed (`gateway.file_types`),
+stored by SHA-256 (`infrastructure.file_contents`) and only then recorded as an event
+(metadata only). A keyed retry is fingerprinted by the file's SHA-256, name and declared
+type, not by rereading 25 MB, and names the same file. The download streams the stored
+chunks one at a time, with the stored type, `nosniff`, and the SHA-256 as its ETag.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO
+from urllib.parse import quote
+from uuid import UUID
+
+from aiohttp import BodyPartReader, web
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
+from pydantic import BaseModel
+
+from domain.file_commands import file_id_for
+from gateway.auth import Role, principal, requires
+from gateway.commands import answer, idempotency_of, service_of
+from gateway.file_types import sniff, stored_type
+from gateway.keys import SERVICE_KEY, SETTINGS_KEY
+from gateway.listing import PageQuery, fetch_page
+from gateway.operations import Body, operation
+from gateway.problems import FieldError, Problem
+from gateway.reads import read_pool
+from gateway.requests import (
+    idempotency_key,
+    json_response,
+    optional_if_match,
+    parse_query,
+    path_uuid,
+    require_if_match,
+)
+from gateway.schemas import CommandOut
+from gateway.threads import run_sync
+from gateway.uploads import Received, body_chunks, part_chunks, receive
+from infrastructure.file_contents import FileContents, chunk_statement, content_statement
+from projections.files import files_statement
+
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "add_routes"]
+
+STAFF: tuple[Role, ...] = ("admin", "staff", "service")
+DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024
+_SPOOL_BYTES = 1 << 20
+"""Uploads up to this size stay in memory; larger ones go to a temporary file."""
+_MULTIPART_OVERHEAD = 64 * 1024
+"""What a form may add to its file (boundaries, part headers) before Content-Length alone
+says it is too large."""
+_TRANSFER_ENCODINGS = frozenset({"", "binary", "8bit", "7bit"})
+COMMAND_HEADERS = ("ETag", "X-Event-Position")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/v1/customers/{id}/files", upload_file)
+    r.add_get("/v1/customers/{id}/files", list_files)
+    r.add_get("/v1/customers/{id}/files/{file_id}", download_file, allow_head=False)
+    r.add_delete("/v1/customers/{id}/files/{file_id}", delete_file)
+
+
+# ---- shapes ------------------------------------------------------------------------------
+
+
+class FileUploadedOut(CommandOut):
+    """The new file's id and version (its ETag, for a delete's If-Match)."""
+
+    size: int
+    content_type: str
+    """As sniffed from the content."""
+    sha256: str
+
+
+class FileItem(BaseModel):
+    id: UUID
+    customer_id: UUID
+    name: str
+    size: int
+    content_type: str
+    sha256: str
+    uploaded_at: datetime
+    uploader: str
+    version: int
+    """The file's version: `If-Match` of its delete."""
+
+
+class FilePage(BaseModel):
+    items: list[FileItem]
+    next_cursor: str | None
+
+
+class FilesQuery(PageQuery):
+    """A page of a customer's files, newest first."""
+
+
+UPLOAD_DESCRIPTION = """\
+The body is the file itself, with `Content-Disposition: attachment; filename="..."`
+(`filename*=UTF-8''...` for other names), or a `multipart/form-data` form with ONE part
+that has a filename. At most 25 MB (`CUSTOMERS_MAX_FILE_BYTES`): 413 above, and nothing
+is stored. The type is sniffed from the content and stored; the declared `Content-Type`
+(the body's or the part's) must not contradict it (422 `content_type`); executables are
+refused (415); an empty file or a missing filename is 422, and so is text holding what
+looks like a full card number (`file`). The same bytes are stored once, however many files
+use them. `If-Match` (optional) is the customer's version; `Idempotency-Key` works as for
+any POST, fingerprinted by the file's SHA-256, name and declared type.
+"""
+
+
+# ---- handlers ----------------------------------------------------------------------------
+
+
+@operation(
+    "Upload a customer file",
+    tag="files",
+    description=UPLOAD_DESCRIPTION,
+    request=Body(
+        media_type="application/octet-stream",
+        schema={"type": "string", "format": "binary"},
+        variants={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+    ),
+    responses={201: FileUploadedOut},
+    if_match="optional",
+    response_headers=(*COMMAND_HEADERS, "Location"),
+    errors=(409,),
+)
+@requires(*STAFF)
+async def upload_file(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    expected = optional_if_match(request)
+    idempotency_key(request)  # a malformed key is refused before 25 MB are read
+    service = service_of(request)
+    # Before reading the body: 25 MB for an unknown or erased customer is not read at all.
+    await run_sync(request, service.check_customer_takes_files, customer_id, expected)
+    limit = getattr(request.app[SETTINGS_KEY], "max_file_bytes", DEFAULT_MAX_FILE_BYTES)
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as file:
+        upload = await _receive_upload(request, file, limit)
+        if upload.received.size == 0:
+            raise _invalid("file", "the file is empty")
+        sniffed = await run_sync(request, sniff, file)
+        content_type = stored_type(upload.name, upload.declared, sniffed)
+        fingerprint = f"{upload.received.sha256}\n{upload.name}\n{upload.declared or ''}"
+        idempotency = await idempotency_of(request, content=fingerprint)
+        file_id = file_id_for(idempotency)
+        await run_sync(
+            request,
+            file_contents(request.app).put,
+            file_id,
+            customer_id,
+            upload.received.sha256,
+            upload.received.size,
+            file,
+        )
+    receipt = await run_sync(
+        request,
+        service.upload_file,
+        customer_id,
+        file_id,
+        name=upload.name,
+        size=upload.received.size,
+        content_type=content_type,
+        sha256=upload.received.sha256,
+        uploader=principal(request).sub,
+        expected_version=expected,
+        idempotency=idempotency,
+    )
+    receipt.result.update(
+        size=upload.received.size, content_type=content_type, sha256=upload.received.sha256
+    )
+    location = f"/v1/customers/{customer_id}/files/{receipt.aggregate_id}"
+    return answer(receipt, FileUploadedOut, status=201, location=location)
+
+
+@operation(
+    "A customer's files (read model)",
+    tag="files",
+    description="Newest first; name, size, sniffed type, SHA-256, uploader, upload time.",
+    query=FilesQuery,
+    responses={200: FilePage},
+)
+@requires(*STAFF)
+async def list_files(request: web.Request) -> web.Response:
+    customer_id = path_uuid(request)
+    query = parse_query(request, FilesQuery)
+    rows, next_cursor = await fetch_page(
+        request, "files", files_statement, customer_id, query, key_column="uploaded_at"
+    )
+    return json_response(FilePage(items=[FileItem(**r) for r in rows], next_cursor=next_cursor))
+
+
+@operation(
+    "Download a customer file",
+    tag="files",
+    description="The content as uploaded, streamed, as an attachment with the stored type.",
+    responses={
+        200: Body(
+            media_type="application/octet-stream",
+            schema={"type": "string", "format": "binary"},
+            description="The file's bytes; `ETag` is its SHA-256.",
+        ),
+        304: Body(description="`If-None-Match` names this content."),
+    },
+    response_headers=("ETag", "Content-Disposition"),
+)
+@requires(*STAFF)
+async def download_file(request: web.Request) -> web.StreamResponse:
+    customer_id, file_id = path_uuid(request), path_uuid(request, "file_id")
+    file = await run_sync(request, service_of(request).get_file, customer_id, file_id)
+    tag = f'"{file.sha256}"'
+    headers = {
+        "ETag": tag,
+        "Cache-Control": "private, no-cache",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if tag in (t.strip() for t in request.headers.get("If-None-Match", "").split(",")):
+        return web.Response(status=304, headers=headers)
+    schema = request.app[SETTINGS_KEY].db_schema
+    pool = read_pool(request)
+    async with pool.connection() as connection:
+        found = await connection.execute(content_statement(schema), {"sha256": file.sha256})
+        stored = await found.fetchone()
+    if stored is None:  # only a sweep racing this request could have taken it
+        raise Problem(404, f"The content of file {file_id} is gone.")
+    response = web.StreamResponse(headers={**headers, "Content-Disposition": attachment(file.name)})
+    response.content_type = file.content_type
+    if file.content_type.startswith("text/"):
+        response.charset = "utf-8"  # text is stored only when it is UTF-8 (file_types)
+    response.content_length = file.size
+    await response.prepare(request)
+    for seq in range(stored["chunks"]):
+        # A connection per chunk: a slow client holds a chunk of memory, not a connection.
+        async with pool.connection() as connection:
+            found = await connection.execute(
+                chunk_statement(schema), {"sha256": file.sha256, "seq": seq}
+            )
+            chunk = await found.fetchone()
+        if chunk is None:
+            # Collected mid-download: the headers are out, so all that is left is to cut
+            # the body short, which the client sees against Content-Length.
+            raise ConnectionResetError(f"content of file {file_id} went during its download")
+        # Awaiting the write is the back-pressure: a slow client slows the reads.
+        await response.write(chunk["data"])
+    await response.write_eof()
+    return response
+
+
+@operation(
+    "Delete a customer file",
+    tag="files",
+    description="Soft: the file is hidden and its content goes once no live file uses it.",
+    responses={200: CommandOut},
+    if_match="required",
+    response_headers=COMMAND_HEADERS,
+)
+@requires(*STAFF)
+async def delete_file(request: web.Request) -> web.Response:
+    customer_id, file_id = path_uuid(request), path_uuid(request, "file_id")
+    expected = require_if_match(request)
+    receipt = await run_sync(
+        request,
+        service_of(request).delete_file,
+        customer_id,
+        file_id,
+        expected_version=expected,
+    )
+    # After the event: a crash in between leaves a reference that the sweep collects.
+    await run_sync(request, file_contents(request.app).release, [file_id])
+    receipt.result.pop("sha256", None)
+    return answer(receipt)
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+def file_contents(app: web.Application) -> FileContents:
+    """The content store, on the service's own connection pool."""
+    service = app[SERVICE_KEY]
+    return FileContents(
+        service.recorder.datastore, app[SETTINGS_KEY].db_schema, service.recorder.events_table_name
+    )
+
+
+def attachment(name: str) -> str:
+    """`Content-Disposition: attachment` naming the file safely: an ASCII `filename` (quotes,
+    backslashes and anything else replaced) and the exact name as `filename*` (RFC 6266)."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@dataclass(frozen=True)
+class _Upload:
+    name: str
+    declared: str | None
+    """The declared media type, lowercased, without parameters (None: nothing declared)."""
+    received: Received
+
+
+async def _receive_upload(request: web.Request, file: IO[bytes], limit: int) -> _Upload:
+    """The upload's name, declared type and content (into `file`), raw or as a form."""
+    kind = request.content_type
+    if kind == "multipart/form-data":
+        return await _receive_form(request, file, limit)
+    if kind.startswith("multipart/"):
+        raise Problem(
+            415,
+            "A form upload is multipart/form-data; any other body is the file itself.",
+            headers={"Accept-Post": "multipart/form-data, */*"},
+        )
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    name = _file_name(request.headers.get("Content-Disposition"))
+    received = await receive(request, body_chunks(request), file, limit=limit, too_large=_too_large)
+    return _Upload(name, kind, received)
+
+
+async def _receive_form(request: web.Request, file: IO[bytes], limit: int) -> _Upload:
+    if request.content_length is not None and request.content_length > limit + _MULTIPART_OVERHEAD:
+        raise _too_large(limit)
+    try:
+        reader = await request.multipart()
+        upload: _Upload | None = None
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # aiohttp warns of a bad disposition header
+                part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader) or not part.filename:
+                raise _invalid("file", "a form upload has one part: the file, with a filename")
+            if upload is not None:
+                raise _invalid("file", "one file per upload")
+            encoding = part.headers.get("Content-Transfer-Encoding", "").lower()
+            if encoding not in _TRANSFER_ENCODINGS:
+                raise _invalid("file", f"no Content-Transfer-Encoding {encoding} in form data")
+            received = await receive(
+                request, part_chunks(part), file, limit=limit, too_large=_too_large
+            )
+            declared = part.headers.get("Content-Type")
+            upload = _Upload(_base_name(part.filename), _media_type(declared), received)
+    except ValueError as error:  # a body that is not the multipart it says it is
+        raise Problem(400, f"The form is malformed: {error}.", slug="malformed-body") from None
+    if upload is None:
+        raise _invalid("file", "the form has no file part")
+    return upload
+
+
+def _file_name(disposition: str | None) -> str:
+    if disposition:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # aiohttp warns of a bad disposition header
+            _, params = parse_content_disposition(disposition)
+        name = content_disposition_filename(params, "filename")
+        if name:
+            return _base_name(name)
+    raise _invalid(
+        "filename", 'needed: Content-Disposition: attachment; filename="..." (or a form upload)'
+    )
+
+
+def _base_name(name: str) -> str:
+    """The name without a client's folders (some browsers send `C:\\Users\\...\\plan.pdf`)."""
+    return name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+
+
+def _media_type(header: str | None) -> str | None:
+    if not header:
+        return None
+    return header.split(";", 1)[0].strip().lower() or None
+
+
+def _invalid(field: str, message: str) -> Problem:
+    return Problem(
+        422,
+        f"The upload is not valid: {message}.",
+        errors=[FieldError(field=field, message=message)],
+    )
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(413, f"The file is larger than the {limit:,} bytes a customer file may have.")
