@@ -60,6 +60,7 @@ _MULTIPART_OVERHEAD = 64 * 1024
 """What a form may add to its file (boundaries, part headers) before Content-Length alone
 says it is too large."""
 _TRANSFER_ENCODINGS = frozenset({"", "binary", "8bit", "7bit"})
+_FORM_ESCAPES = (("%22", '"'), ("%0A", "\n"), ("%0D", "\r"))
 COMMAND_HEADERS = ("ETag", "X-Event-Position")
 
 
@@ -353,7 +354,7 @@ async def _receive_form(request: web.Request, file: IO[bytes], limit: int) -> _U
                 request, part_chunks(part), file, limit=limit, too_large=_too_large
             )
             declared = part.headers.get("Content-Type")
-            upload = _Upload(_base_name(part.filename), _media_type(declared), received)
+            upload = _Upload(_form_file_name(part.filename), _media_type(declared), received)
     except ValueError as error:  # a body that is not the multipart it says it is
         raise Problem(400, f"The form is malformed: {error}.", slug="malformed-body") from None
     if upload is None:
@@ -372,6 +373,14 @@ def _file_name(disposition: str | None) -> str:
     raise _invalid(
         "filename", 'needed: Content-Disposition: attachment; filename="..." (or a form upload)'
     )
+
+
+def _form_file_name(name: str) -> str:
+    """A form part's filename as browsers encode it (HTML: `"`, LF and CR percent-encoded;
+    the rest as UTF-8), without folders."""
+    for escaped, character in _FORM_ESCAPES:
+        name = name.replace(escaped, character)
+    return _base_name(name)
 
 
 def _base_name(name: str) -> str:
