@@ -30,11 +30,15 @@ from gateway.problems import PROBLEM_CONTENT_TYPE, ProblemDetails
 __all__ = ["build_openapi"]
 
 REF = "#/components/schemas/{model}"
-_ETAG = {"type": "string", "pattern": '^"[0-9]+"$'}
+_ETAG = {"type": "string", "pattern": '^"([0-9]+|[0-9a-f]{64})"$'}
 _REQUEST_ID = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}
 _HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-ID": {"description": "The request id; quote it in reports.", "schema": _REQUEST_ID},
-    "ETag": {"description": 'The aggregate version: "<version>".', "schema": _ETAG},
+    "ETag": {
+        "description": 'The aggregate version: "<version>"; a file download\'s is the'
+        " SHA-256 of its content.",
+        "schema": _ETAG,
+    },
     "X-Event-Position": {
         "description": "Global position of the command's last event (use as min_position).",
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
@@ -47,6 +51,10 @@ _HEADERS: dict[str, dict[str, Any]] = {
     "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}},
     "WWW-Authenticate": {"description": "The Bearer challenge.", "schema": {"type": "string"}},
     "Allow": {"description": "The methods the path allows.", "schema": {"type": "string"}},
+    "Content-Disposition": {
+        "description": "attachment; filename=\"<ASCII name>\"; filename*=UTF-8''<the name>",
+        "schema": {"type": "string"},
+    },
 }
 _ERROR_HEADERS = {401: ("WWW-Authenticate",), 405: ("Allow",), 503: ("Retry-After",)}
 
