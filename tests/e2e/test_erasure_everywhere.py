@@ -3,9 +3,9 @@ customer's email, phone or name, in clear or in the obvious encodings.
 
 A customer with every kind of personal data (profile, address, note, contact, equipment,
 appointment, ticket, portal invite, a pet and its vet, a logged call, chat both ways, a
-satisfaction comment) goes through the real event store, every read model (followed
-live) and the relay to a NATS of the test's own; the same search first finds the values
-everywhere (so it can fail), then finds none after the erasure.
+satisfaction comment, a file whose bytes hold the name) goes through the real event store,
+every read model (followed live) and the relay to a NATS of the test's own; the same
+search first finds the values everywhere (so it can fail), then finds none after the erasure.
 """
 
 from __future__ import annotations
@@ -222,6 +222,16 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
         ):
             response = await client.post(f"{base}/{path}", json=payload, headers=headers)
             assert response.status == 201, await response.text()
+        # A file whose bytes hold the customer's name (and a marker only the bytes hold):
+        # its content is stored apart from the events, and must go too.
+        marker = f"gatecode-{tag}-inside"
+        text_file = f"Site plan of {first} {last}: {marker}\n".encode()
+        uploaded = await client.post(
+            f"{base}/files",
+            data=text_file,
+            headers={**bearer(), "Content-Disposition": f'attachment; filename="{last}.txt"'},
+        )
+        assert uploaded.status == 201, await uploaded.text()
         invited = await client.post(f"{base}/portal/invite", headers=bearer())
         assert invited.status == 202, await invited.text()
         wrong = {"login": email, "password": "not the password"}  # a failed-login count
@@ -231,7 +241,7 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
         )
         assert patched.status == 200, await patched.text()
 
-        wanted = needles(email, phone, (first, last))
+        wanted = needles(email, phone, (first, last, marker))
         head = service.recorder.max_notification_id() or 0
         await wait_until(models, head)
         await asyncio.to_thread(relay_new_events, sink, service)
@@ -247,6 +257,12 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
             f"{schema}_conversations.messages",
             f"{schema}_conversations.satisfaction",
         } <= tables, before
+        assert {f"{schema}.file_chunks", f"{schema}_files.files"} <= tables, before
+        marked = {hit for hit, found in before.items() if marker.encode() in found}
+        assert marked == {f"{schema}.file_chunks.data"}, "the file's bytes: only there"
+        assert not [hit for hit in on_stream.values() if marker.encode() in hit[1]], (
+            "no file content ever reaches the stream, only its metadata"
+        )
         assert f"{schema}.crm_events" not in tables, "events hold personal data encrypted only"
         subjects = {subject for subject, _ in on_stream.values()}
         assert {"crm.notify.email", "crm.notify.staff", "crm.pet.added"} <= subjects, subjects
