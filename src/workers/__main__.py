@@ -36,6 +36,7 @@ from infrastructure.settings import ENV_PREFIX, Settings, SettingsError, load_se
 from infrastructure.tokens import issue_token
 from projections.catalog import READ_MODELS, open_read_model
 from workers.audit_commands import audit_app
+from workers.file_commands import files_app
 from workers.key_commands import keys_app
 from workers.nats_commands import asyncapi, tail
 from workers.projection_commands import projections_app, worker
@@ -185,6 +186,7 @@ app.command("export")(export_customers)
 app.add_typer(projections_app, name="projections")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(files_app, name="files")
 
 
 def migrate_database(settings: Settings) -> None:

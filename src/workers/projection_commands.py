@@ -16,9 +16,14 @@ from projections.catalog import READ_MODELS, open_read_model
 from projections.rebuild import rebuild
 from workers.runners import IMPORT_WORKER, follower_names, run_followers
 
-__all__ = ["projections_app", "worker"]
+__all__ = ["projections_app", "settings_or_exit", "worker"]
 
 projections_app = typer.Typer(help="Inspect and repair the read models.", no_args_is_help=True)
+
+
+def settings_or_exit() -> Settings:
+    """The settings, logging configured; exit 2 without a database URL."""
+    return _settings()
 
 
 def _settings() -> Settings:
