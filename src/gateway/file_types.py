@@ -9,7 +9,7 @@ The type stored (and sent back on download) is never the client's word:
   - anything else is `application/octet-stream` (a device backup in a vendor's format).
 
 The client's declared type (the body's or the part's `Content-Type`;
-`application/octet-stream` or none declares nothing) must not contradict the content:
+`application/octet-stream`, curl's default form type, or none declares nothing) must not contradict the content:
 declaring a type the signatures know (`image/png`) for content that is not it, a text type
 for binary content, or a binary type for text, answers 422 naming `content_type`. A zip
 declared as an office document (or the other way) agrees: those are zips.
@@ -97,7 +97,10 @@ _ZIPS = frozenset(
         "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     }
 )
-_NO_CLAIM = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+_NO_CLAIM = frozenset(
+    {"", "application/octet-stream", "binary/octet-stream", "application/x-www-form-urlencoded"}
+)
+"""Types that say nothing about a file: curl's `--data-binary` sends the last one."""
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _HEAD_BYTES = 8192
 _CHUNK = 1 << 20

@@ -77,6 +77,7 @@ def test_readme_walkthrough_runs_against_customers_run(server_data_dir: Path) ->
         assert '"field":"email"' in out  # the duplicate email was refused
         assert '"mobile_phone":"+14155552671"' in out
         assert '"type":"customer.system_installed"' in out
+        assert '"content_type":"text/plain"' in out  # the file, sniffed
         assert "hunter2" not in out
     finally:
         service.send_signal(signal.SIGINT)

@@ -34,6 +34,7 @@ def refusal(content: bytes, declared: str | None = None, name: str = "f") -> tup
         (PDF, None, "application/pdf"),
         (PDF, "application/octet-stream", "application/pdf"),
         (PDF, "application/x-pdf", "application/pdf"),
+        (PDF, "application/x-www-form-urlencoded", "application/pdf"),
         (PNG, "image/png", "image/png"),
         (
             ZIP,
