@@ -9,10 +9,11 @@ The type stored (and sent back on download) is never the client's word:
   - anything else is `application/octet-stream` (a device backup in a vendor's format).
 
 The client's declared type (the body's or the part's `Content-Type`;
-`application/octet-stream`, curl's default form type, or none declares nothing) must not contradict the content:
-declaring a type the signatures know (`image/png`) for content that is not it, a text type
-for binary content, or a binary type for text, answers 422 naming `content_type`. A zip
-declared as an office document (or the other way) agrees: those are zips.
+`application/octet-stream`, curl's default form type, or none declares nothing) must not
+contradict the content: declaring a type the signatures know (`image/png`) for content
+that is not it, a text type for binary content, or a binary type for text, answers 422
+naming `content_type`. A zip declared as an office document (or the other way) agrees:
+those are zips.
 
 Refused with 415: executables, by content (Windows PE, ELF) or by a name Windows runs on a
 double click (`.exe`, `.bat`, `.ps1`, `.js`...): a customer's file is downloaded by staff,
