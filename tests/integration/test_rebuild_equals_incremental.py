@@ -1,9 +1,9 @@
 """A rebuild from position 0 gives the same tables as the read models kept up incrementally.
 
 Hypothesis writes command sequences through the service (customers, their parts, pets,
-appointments, tickets, interactions, chat and scores, including commands the domain
-refuses); after every few commands each read model catches up in small batches of a
-drawn size, as a live follower would; then each is rebuilt from position 0
+appointments, tickets, interactions, chat and scores, files, merges, including commands
+the domain refuses); after every few commands each read model catches up in small batches
+of a drawn size, as a live follower would; then each is rebuilt from position 0
 (`projections.rebuild.rebuild`, what `customers projections rebuild` runs) and every row
 of every table is compared.
 """
@@ -11,13 +11,14 @@ of every table is compared.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from hypothesis import HealthCheck, given, settings
@@ -34,7 +35,7 @@ from projections.base import ReadModel
 from projections.catalog import READ_MODELS, open_read_model
 from projections.rebuild import catch_up, rebuild
 
-MODELS = ("search", "history", "appointments", "tickets", "pets", "conversations")
+MODELS = ("search", "history", "appointments", "tickets", "pets", "conversations", "files")
 UNCOMPARED = frozenset({"tracking", "schema_migrations"})
 """Bookkeeping tables: the tracking rows differ by batch boundaries, by design."""
 
@@ -49,6 +50,8 @@ class World:
     tickets: list[UUID] = field(default_factory=list)
     pets: list[tuple[UUID, UUID]] = field(default_factory=list)
     """(customer id, pet id) of the pets not removed."""
+    files: list[tuple[UUID, UUID]] = field(default_factory=list)
+    """(customer id, file id) of each file uploaded and not deleted yet."""
     parts: dict[UUID, list[tuple[str, UUID]]] = field(default_factory=dict)
 
     def customer(self, pick: int) -> UUID | None:
@@ -244,6 +247,29 @@ def _merge_or_unmerge(world: World, customer_id: UUID, pick: int, text: str) -> 
     service.merge_customers(customer_id, [other], expected_versions=versions)
 
 
+def _upload_file(world: World, customer_id: UUID, pick: int, text: str) -> None:
+    # The content store is not a read model: only the event matters here.
+    content = f"{text}{pick}".encode()
+    file_id = uuid4()
+    world.service.upload_file(
+        customer_id,
+        file_id,
+        name=f"{text or 'plan'} {pick}.txt",
+        size=len(content),
+        content_type="text/plain",
+        sha256=hashlib.sha256(content).hexdigest(),
+        uploader=f"staff{pick % 2}",
+    )
+    world.files.append((customer_id, file_id))
+
+
+def _delete_file(world: World, pick: int, text: str) -> None:
+    if not world.files:
+        return
+    customer_id, file_id = world.files.pop(pick % len(world.files))
+    world.service.delete_file(customer_id, file_id, expected_version=1)
+
+
 STEPS: tuple[Step, ...] = (
     _register,
     _register,
@@ -259,6 +285,8 @@ STEPS: tuple[Step, ...] = (
     _on_customer(_add_pet),
     _change_or_remove_pet,
     _on_customer(_converse),
+    _on_customer(_upload_file),
+    _delete_file,
 )
 
 commands = st.lists(
