@@ -3,11 +3,13 @@ download byte-exact, delete, dedup by SHA-256, the refusals, idempotent retries,
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -456,3 +458,54 @@ async def test_the_openapi_document_describes_the_binary_bodies(client: Client) 
         "format": "binary",
     }
     assert {"413", "415", "422"} <= set(path["post"]["responses"])
+
+
+async def test_racing_uploads_of_new_bytes_store_them_once_and_keyed_twins_make_one_file(
+    client: Client, bearer: Bearer, service: CustomerService, api_settings: Settings
+) -> None:
+    """Two uploads of the same new bytes at once: one content row with every chunk; two
+    keyed twins at once: one file, both answered with it."""
+    customer_id = await customer(client, bearer)
+    url = f"/v1/customers/{customer_id}/files"
+    content = PDF + secrets.token_bytes(3 << 20)  # four chunks
+    sha256 = hashlib.sha256(content).hexdigest()
+
+    async def post(headers: dict[str, str]) -> Any:
+        return await client.post(url, data=io.BytesIO(content), headers=headers)
+
+    plain = {**bearer(), **raw("race.pdf")}
+    first, second = await asyncio.gather(post(plain), post(plain))
+    ids = {(await ok(first, 201))["id"], (await ok(second, 201))["id"]}
+    assert len(ids) == 2, "two uploads, two files"
+    schema = api_settings.db_schema
+    assert rows(service, schema, "file_contents", sha256) == 1
+    assert rows(service, schema, "file_chunks", sha256) == 4
+
+    keyed = {**plain, "Idempotency-Key": f"twin-{secrets.token_hex(4)}"}
+    twins = await asyncio.gather(post(keyed), post(keyed))
+    assert len({(await ok(twin, 201))["id"] for twin in twins}) == 1
+    assert rows(service, schema, "file_references", sha256) == 3
+
+
+def test_a_delete_racing_an_upload_of_the_same_bytes_never_leaves_it_without_content(
+    client: Client, service: CustomerService, api_settings: Settings
+) -> None:
+    """The content store's collector and writers take turns per hash: whichever goes
+    first, the new file's content is whole afterwards."""
+    contents = file_contents(client.app)
+    content = secrets.token_bytes((1 << 20) + 5)  # two chunks
+    sha256 = hashlib.sha256(content).hexdigest()
+    customer_id = uuid4()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in range(10):
+            leaving, arriving = uuid4(), uuid4()
+            contents.put(leaving, customer_id, sha256, len(content), io.BytesIO(content))
+            released = pool.submit(contents.release, [leaving])
+            stored = pool.submit(
+                contents.put, arriving, customer_id, sha256, len(content), io.BytesIO(content)
+            )
+            released.result(), stored.result()
+            schema = api_settings.db_schema
+            assert rows(service, schema, "file_chunks", sha256) == 2
+            assert contents.release([arriving]) == 1
+            assert rows(service, schema, "file_contents", sha256) == 0
