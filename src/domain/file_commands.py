@@ -55,7 +55,9 @@ class FileCommands(WritePath):
                 sha256=sha256,
                 uploader=uploader,
             )
-            return _changed(file)
+            change = _changed(file)
+            change.result.update(size=size, content_type=content_type, sha256=sha256)
+            return change
 
         return self.execute(attempt, idempotency)
 
@@ -67,17 +69,15 @@ class FileCommands(WritePath):
         expected_version: int,
         idempotency: Idempotency | None = None,
     ) -> Receipt:
-        """Soft-delete a file (If-Match on the file's version); its SHA-256 is in the result,
-        for the content store to let the content go if no other live file has it."""
+        """Soft-delete a file (If-Match on the file's version); the caller then lets its
+        content go unless another live file has it."""
 
         def attempt() -> Change:
             file = self.get_file(customer_id, file_id)
             if file.version != expected_version:
                 raise VersionMismatchError(expected_version, file.version)
             file.delete()
-            change = _changed(file)
-            change.result["sha256"] = file.sha256
-            return change
+            return _changed(file)
 
         return self.execute(attempt, idempotency, key=file_id)
 

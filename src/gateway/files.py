@@ -182,9 +182,6 @@ async def upload_file(request: web.Request) -> web.Response:
         expected_version=expected,
         idempotency=idempotency,
     )
-    receipt.result.update(
-        size=upload.received.size, content_type=content_type, sha256=upload.received.sha256
-    )
     location = f"/v1/customers/{customer_id}/files/{receipt.aggregate_id}"
     return answer(receipt, FileUploadedOut, status=201, location=location)
 
@@ -283,7 +280,6 @@ async def delete_file(request: web.Request) -> web.Response:
     )
     # After the event: a crash in between leaves a reference that the sweep collects.
     await run_sync(request, file_contents(request.app).release, [file_id])
-    receipt.result.pop("sha256", None)
     return answer(receipt)
 
 

@@ -260,6 +260,7 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
         assert {f"{schema}.file_chunks", f"{schema}_files.files"} <= tables, before
         marked = {hit for hit, found in before.items() if marker.encode() in found}
         assert marked == {f"{schema}.file_chunks.data"}, "the file's bytes: only there"
+        assert "crm.customer_file.uploaded" in {subject for subject, _ in on_stream.values()}
         assert not [hit for hit in on_stream.values() if marker.encode() in hit[1]], (
             "no file content ever reaches the stream, only its metadata"
         )
