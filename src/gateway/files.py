@@ -3,9 +3,9 @@
 Staff only: a customer token gets 404 for all of it (a shop's backups of a customer's
 alarm panel hold its codes; nothing here is meant for the portal).
 
-An upload is the file itself as the body (`Content-Disposition: attachment;
-filename="..."`, RFC 6266, `filename*` for names beyond ASCII) or a `multipart/form-data`
-form with one file part. It streams to a spooled temporary file while hashed, with its own
+An upload (`gateway.file_uploads`) is the file itself as the body (`Content-Disposition:
+attachment; filename="..."`, RFC 6266, `filename*` for names beyond ASCII) or a
+`multipart/form-data` form with one file part. It streams to a spooled temporary file while hashed, with its own
 limit (`max_file_bytes`, 25 MB: `gateway.uploads`), is sniffed (`gateway.file_types`),
 stored by SHA-256 (`infrastructure.file_contents`) and only then recorded as an event
 (metadata only). A keyed retry is fingerprinted by the file's SHA-256, name and declared
@@ -16,25 +16,22 @@ chunks one at a time, with the stored type, `nosniff`, and the SHA-256 as its ET
 from __future__ import annotations
 
 import tempfile
-import warnings
-from dataclasses import dataclass
 from datetime import datetime
-from typing import IO
 from urllib.parse import quote
 from uuid import UUID
 
-from aiohttp import BodyPartReader, web
-from aiohttp.multipart import content_disposition_filename, parse_content_disposition
+from aiohttp import web
 from pydantic import BaseModel
 
 from domain.file_commands import file_id_for
 from gateway.auth import Role, principal, requires
 from gateway.commands import answer, idempotency_of, service_of
 from gateway.file_types import sniff, stored_type
+from gateway.file_uploads import invalid, receive_upload
 from gateway.keys import SERVICE_KEY, SETTINGS_KEY
 from gateway.listing import PageQuery, fetch_page
 from gateway.operations import Body, operation
-from gateway.problems import FieldError, Problem
+from gateway.problems import Problem
 from gateway.reads import read_pool
 from gateway.requests import (
     idempotency_key,
@@ -46,7 +43,6 @@ from gateway.requests import (
 )
 from gateway.schemas import CommandOut
 from gateway.threads import run_sync
-from gateway.uploads import Received, body_chunks, part_chunks, receive
 from infrastructure.file_contents import FileContents, chunk_statement, content_statement
 from projections.files import files_statement
 
@@ -56,12 +52,8 @@ STAFF: tuple[Role, ...] = ("admin", "staff", "service")
 DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024
 _SPOOL_BYTES = 1 << 20
 """Uploads up to this size stay in memory; larger ones go to a temporary file."""
-_MULTIPART_OVERHEAD = 64 * 1024
-"""What a form may add to its file (boundaries, part headers) before Content-Length alone
-says it is too large."""
 _WRITE_BYTES = 1 << 16
-_TRANSFER_ENCODINGS = frozenset({"", "binary", "8bit", "7bit"})
-_FORM_ESCAPES = (("%22", '"'), ("%0A", "\n"), ("%0D", "\r"))
+"""A download's writes: a 1 MB chunk goes out in slices, each awaited."""
 COMMAND_HEADERS = ("ETag", "X-Event-Position")
 
 
@@ -153,9 +145,9 @@ async def upload_file(request: web.Request) -> web.Response:
     await run_sync(request, service.check_customer_takes_files, customer_id, expected)
     limit = getattr(request.app[SETTINGS_KEY], "max_file_bytes", DEFAULT_MAX_FILE_BYTES)
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as file:
-        upload = await _receive_upload(request, file, limit)
+        upload = await receive_upload(request, file, limit)
         if upload.received.size == 0:
-            raise _invalid("file", "the file is empty")
+            raise invalid("file", "the file is empty")
         sniffed = await run_sync(request, sniff, file)
         content_type = stored_type(upload.name, upload.declared, sniffed)
         fingerprint = f"{upload.received.sha256}\n{upload.name}\n{upload.declared or ''}"
@@ -303,104 +295,3 @@ def attachment(name: str) -> str:
     backslashes and anything else replaced) and the exact name as `filename*` (RFC 6266)."""
     fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-@dataclass(frozen=True)
-class _Upload:
-    name: str
-    declared: str | None
-    """The declared media type, lowercased, without parameters (None: nothing declared)."""
-    received: Received
-
-
-async def _receive_upload(request: web.Request, file: IO[bytes], limit: int) -> _Upload:
-    """The upload's name, declared type and content (into `file`), raw or as a form."""
-    kind = request.content_type
-    if kind == "multipart/form-data":
-        return await _receive_form(request, file, limit)
-    if kind.startswith("multipart/"):
-        raise Problem(
-            415,
-            "A form upload is multipart/form-data; any other body is the file itself.",
-            headers={"Accept-Post": "multipart/form-data, */*"},
-        )
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
-    name = _file_name(request.headers.get("Content-Disposition"))
-    received = await receive(request, body_chunks(request), file, limit=limit, too_large=_too_large)
-    return _Upload(name, kind, received)
-
-
-async def _receive_form(request: web.Request, file: IO[bytes], limit: int) -> _Upload:
-    if request.content_length is not None and request.content_length > limit + _MULTIPART_OVERHEAD:
-        raise _too_large(limit)
-    try:
-        reader = await request.multipart()
-        upload: _Upload | None = None
-        while True:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # aiohttp warns of a bad disposition header
-                part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader) or not part.filename:
-                raise _invalid("file", "a form upload has one part: the file, with a filename")
-            if upload is not None:
-                raise _invalid("file", "one file per upload")
-            encoding = part.headers.get("Content-Transfer-Encoding", "").lower()
-            if encoding not in _TRANSFER_ENCODINGS:
-                raise _invalid("file", f"no Content-Transfer-Encoding {encoding} in form data")
-            received = await receive(
-                request, part_chunks(part), file, limit=limit, too_large=_too_large
-            )
-            declared = part.headers.get("Content-Type")
-            upload = _Upload(_form_file_name(part.filename), _media_type(declared), received)
-    except ValueError as error:  # a body that is not the multipart it says it is
-        raise Problem(400, f"The form is malformed: {error}.", slug="malformed-body") from None
-    if upload is None:
-        raise _invalid("file", "the form has no file part")
-    return upload
-
-
-def _file_name(disposition: str | None) -> str:
-    if disposition:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # aiohttp warns of a bad disposition header
-            _, params = parse_content_disposition(disposition)
-        name = content_disposition_filename(params, "filename")
-        if name:
-            return _base_name(name)
-    raise _invalid(
-        "filename", 'needed: Content-Disposition: attachment; filename="..." (or a form upload)'
-    )
-
-
-def _form_file_name(name: str) -> str:
-    """A form part's filename as browsers encode it (HTML: `"`, LF and CR percent-encoded;
-    the rest as UTF-8), without folders."""
-    for escaped, character in _FORM_ESCAPES:
-        name = name.replace(escaped, character)
-    return _base_name(name)
-
-
-def _base_name(name: str) -> str:
-    """The name without a client's folders (some browsers send `C:\\Users\\...\\plan.pdf`)."""
-    return name.replace("\\", "/").rsplit("/", 1)[-1].strip()
-
-
-def _media_type(header: str | None) -> str | None:
-    if not header:
-        return None
-    return header.split(";", 1)[0].strip().lower() or None
-
-
-def _invalid(field: str, message: str) -> Problem:
-    return Problem(
-        422,
-        f"The upload is not valid: {message}.",
-        errors=[FieldError(field=field, message=message)],
-    )
-
-
-def _too_large(limit: int) -> Problem:
-    return Problem(413, f"The file is larger than the {limit:,} bytes a customer file may have.")
