@@ -5,12 +5,13 @@ alarm panel hold its codes; nothing here is meant for the portal).
 
 An upload (`gateway.file_uploads`) is the file itself as the body (`Content-Disposition:
 attachment; filename="..."`, RFC 6266, `filename*` for names beyond ASCII) or a
-`multipart/form-data` form with one file part. It streams to a spooled temporary file while hashed, with its own
-limit (`max_file_bytes`, 25 MB: `gateway.uploads`), is sniffed (`gateway.file_types`),
-stored by SHA-256 (`infrastructure.file_contents`) and only then recorded as an event
-(metadata only). A keyed retry is fingerprinted by the file's SHA-256, name and declared
-type, not by rereading 25 MB, and names the same file. The download streams the stored
-chunks one at a time, with the stored type, `nosniff`, and the SHA-256 as its ETag.
+`multipart/form-data` form with one file part. It streams to a spooled temporary file
+while hashed, with its own limit (`max_file_bytes`, 25 MB: `gateway.uploads`), is sniffed
+(`gateway.file_types`), stored by SHA-256 (`infrastructure.file_contents`) and only then
+recorded as an event (metadata only). A keyed retry is fingerprinted by the file's
+SHA-256, name and declared type, not by rereading 25 MB, and names the same file. The
+download streams the stored chunks one at a time, with the stored type, `nosniff`, and
+the SHA-256 as its ETag.
 """
 
 from __future__ import annotations
