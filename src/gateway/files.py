@@ -108,7 +108,9 @@ is stored. The type is sniffed from the content and stored; the declared `Conten
 (the body's or the part's) must not contradict it (422 `content_type`); executables are
 refused (415); an empty file or a missing filename is 422, and so is text holding what
 looks like a full card number (`file`). The same bytes are stored once, however many files
-use them. `If-Match` (optional) is the customer's version; `Idempotency-Key` works as for
+use them. An unknown customer is 404; a deleted one (restore it first) or an erased one
+takes no files (409), though a deleted customer's files stay listed and downloadable.
+`If-Match` (optional) is the customer's version; `Idempotency-Key` works as for
 any POST, fingerprinted by the file's SHA-256, name and declared type.
 """
 

@@ -259,7 +259,7 @@ async def test_whose_files_may_be_uploaded(
     client: Client, bearer: Bearer, service: CustomerService
 ) -> None:
     """Unknown customer 404, a deleted or an erased one 409, a stale If-Match 412, before
-    anything is stored."""
+    anything is stored; a deleted customer's files still download."""
     me = {**bearer(), **raw("a.pdf")}
     await problem(await client.post(f"/v1/customers/{uuid4()}/files", data=PDF, headers=me), 404)
     customer_id = await customer(client, bearer)
@@ -267,12 +267,16 @@ async def test_whose_files_may_be_uploaded(
     stale = {**me, "If-Match": '"7"'}
     await problem(await client.post(url, data=PDF + b"v", headers=stale), 412)
     current = {**me, "If-Match": '"1"'}
-    await ok(await client.post(url, data=PDF + b"v", headers=current), 201)
+    kept = await client.post(url, data=PDF + b"v", headers=current)
+    await ok(kept, 201)
     deleted = await client.delete(
         f"/v1/customers/{customer_id}", headers={**bearer(), "If-Match": '"1"'}
     )
     await ok(deleted)
     await problem(await client.post(url, data=PDF + b"d", headers=me), 409)
+    # A deleted customer can be restored: its files stay, and download.
+    still = await client.get(kept.headers["Location"], headers=bearer())
+    assert await still.read() == PDF + b"v"
     erased_id = await customer(client, bearer)
     erased = await client.post(
         f"/v1/customers/{erased_id}/erase", headers={**bearer("admin"), "If-Match": '"1"'}
