@@ -129,9 +129,9 @@ def personal_fields() -> dict[type[Any], Spec]:
     from domain.appointments import Appointment
     from domain.chat import ChatMessage
     from domain.customers import Customer
+    from domain.files import CustomerFile
     from domain.interactions import Interaction
     from domain.pets import Pet
-    from domain.files import CustomerFile
     from domain.portal import PortalAccount
     from domain.satisfaction import SatisfactionScore
     from domain.tickets import Ticket
