@@ -31,6 +31,7 @@ from projections.search_query import (
     normalise,
     search_statement,
 )
+from projections.search_words import WordChanges, words_of
 
 __all__ = [
     "SESSION_SETTINGS",
@@ -87,6 +88,7 @@ class SearchModel(ReadModel):
             elif event.originator_id not in registered:
                 wanted.add(event.originator_id)
         rows = self._load(cursor, wanted)
+        words_before = {id: words_of(_search_text(row)) for id, row in rows.items()}
         for event in relevant:
             if isinstance(event, Customer.Registered):
                 rows[event.originator_id] = _registered(event)
@@ -95,7 +97,12 @@ class SearchModel(ReadModel):
             if row is None:
                 raise MissingRowError(f"no search row for customer {event.originator_id}")
             _CHANGES[type(event)](row, event)
+        words = WordChanges()
+        for id, row in rows.items():
+            after = set() if row.get(_ERASED) else words_of(_search_text(row))
+            words.change(id, row["registered_at"], words_before.get(id, set()), after)
         self._save(cursor, list(rows.values()))
+        words.save(cursor, self.schema)
 
     def _load(self, cursor: Cursor[Any], ids: set[UUID]) -> dict[UUID, Row]:
         if not ids:
@@ -242,18 +249,21 @@ def _matters(event: Any) -> bool:
 def _derived(row: Row) -> Row:
     """The columns computed from the stored ones: display city, search text, facets."""
     addresses = row["addresses"]
-    texts = ("first_name", "last_name", "company_name", "dba_name", "email")
-    text = " ".join(row[name] for name in texts if row[name])
     facets = {f"c:{normalise(city)}" for _, _, city in addresses if city}
     facets.update(f"s:{normalise(kind)}" for kind in row["systems"].values())
     if row["customer_group"]:
         facets.add(f"g:{normalise(row['customer_group'])}")
     return {
         "city": _display_city(addresses),
-        "search_text": normalise(text),
+        "search_text": _search_text(row),
         "phone_digits": " ".join(digits(p) for p in (row["mobile_phone"], row["phone"]) if p),
         "facets": sorted(facets),
     }
+
+
+def _search_text(row: Row) -> str:
+    texts = ("first_name", "last_name", "company_name", "dba_name", "email")
+    return normalise(" ".join(row[name] for name in texts if row[name]))
 
 
 def _display_city(addresses: list[list[Any]]) -> str | None:

@@ -31,6 +31,8 @@ from typing import Any
 
 from psycopg import sql
 
+from projections.search_words import is_typo_word
+
 __all__ = [
     "LIST_COLUMNS",
     "SESSION_SETTINGS",
@@ -48,15 +50,19 @@ TRGM_SCHEMA_QUERY = (
 )
 """Where pg_trgm lives in this database: its operators are named with that schema."""
 
-WORD_SIMILARITY_THRESHOLD = 0.5
-"""pg_trgm's `<%` cut-off (its default is 0.6): "Lovelase" is 0.67 from "Lovelace"."""
+WORD_SIMILARITY_THRESHOLD = 0.3
+"""pg_trgm's `%` cut-off (its default too) for a query word and a vocabulary word:
+"smiht" is 0.33 from "smith", "loveless" 0.38 from "lovelace", "delcaberg" 0.54 from
+"delnaberg", while "delta" is 0.23 and "caisulberg" 0.17 from it."""
 SESSION_SETTINGS = (
-    "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true),"
+    "SELECT set_config('pg_trgm.similarity_threshold', %s, true),"
     " set_config('statement_timeout', %s, true),"
     # The tiers' branches must run in order, one after the other (see the docstring).
     " set_config('enable_parallel_append', 'off', true)"
 )
 """Run first in the search's transaction: the `<%` cut-off and a time limit (ms)."""
+WHOLE_WORD_RANK = 3
+"""The rank of a row q is whole words of (and no better tier holds)."""
 MAX_WORDS = 8
 MIN_PHONE_DIGITS = 3
 MIN_LOCAL_PART = 4
@@ -160,7 +166,8 @@ def search_statement(
             " ORDER BY c.registered_at DESC, c.id DESC LIMIT %(limit)s"
         ).format(columns=columns, table=table, where=_all(where))
         return statement, params
-    tiers, rank = _q_tiers(q, criteria, sql.Identifier(trgm_schema), params)
+    trgm = sql.Identifier(trgm_schema)
+    tiers, rank, typo_words = _q_tiers(q, criteria, trgm, schema, params)
     if after is not None:
         params["after_rank"], params["after_at"], params["after_id"] = after
         where.append(
@@ -168,39 +175,68 @@ def search_statement(
                 "({}, c.registered_at, c.id) < (%(after_rank)s, %(after_at)s, %(after_id)s)"
             ).format(rank)
         )
-    branches = [
+    selected = sql.SQL("SELECT {}, ({})::float8 AS rank").format(columns, rank)
+    newest = sql.SQL("ORDER BY rank DESC, registered_at DESC, id DESC LIMIT %(limit)s")
+    branches: list[sql.Composable] = []
+    for tier in tiers:
+        if tier.merged is not None:
+            parts = [
+                sql.SQL("{} FROM {} c WHERE {}").format(
+                    selected, table, _all([*where, part.condition])
+                )
+                for part in tier.merged
+            ]
+            branches.append(
+                sql.SQL("(SELECT * FROM ({}) t {})").format(
+                    sql.SQL(" UNION ALL ").join(parts), newest
+                )
+            )
+        elif tier.by_word:
+            if after is not None and after[0] < WHOLE_WORD_RANK:
+                continue  # the page is past this tier
+            branches.append(
+                sql.SQL(
+                    "({} FROM {} w JOIN {} c ON c.id = w.id WHERE w.word = %(word)s AND {}"
+                    # The tier's rank is the same for all its rows: newest first is its order.
+                    " ORDER BY w.registered_at DESC, w.id DESC LIMIT %(limit)s)"
+                ).format(
+                    selected,
+                    sql.Identifier(schema, "customer_words"),
+                    table,
+                    _all([*where, tier.condition]),
+                )
+            )
+        else:
+            branches.append(
+                sql.SQL("({} FROM {} c WHERE {} {})").format(
+                    selected, table, _all([*where, tier.condition]), newest
+                )
+            )
+    close = [
         sql.SQL(
-            "(SELECT {columns}, ({rank})::float8 AS rank FROM {table} c WHERE {where}"
-            " ORDER BY rank DESC, c.registered_at DESC, c.id DESC LIMIT %(limit)s)"
-        ).format(columns=columns, rank=rank, table=table, where=_all([*where, tier]))
-        for tier in tiers
+            "close{k} AS MATERIALIZED (SELECT v.word FROM {vocabulary} v"
+            " WHERE v.word OPERATOR({trgm}.%%) %(word{k})s)"
+        ).format(k=sql.SQL(str(k)), vocabulary=sql.Identifier(schema, "search_words"), trgm=trgm)
+        for k in typo_words
     ]
-    statement = sql.SQL("SELECT * FROM ({}) m LIMIT %(limit)s").format(
-        sql.SQL(" UNION ALL ").join(branches)
+    statement = sql.SQL("{}SELECT * FROM ({}) m LIMIT %(limit)s").format(
+        sql.SQL("WITH {} ").format(sql.SQL(", ").join(close)) if close else sql.SQL(""),
+        sql.SQL(" UNION ALL ").join(branches),
     )
     return statement, params
 
 
 def _q_tiers(
-    q: str, criteria: SearchCriteria, trgm: sql.Identifier, params: dict[str, Any]
-) -> tuple[list[sql.Composable], sql.Composable]:
-    """The conditions of the tiers of matches for `q` (normalised), best first, that
-    together are every match and never overlap; and the rank expression."""
+    q: str,
+    criteria: SearchCriteria,
+    trgm: sql.Identifier,
+    schema: str,
+    params: dict[str, Any],
+) -> tuple[list[Tier], sql.Composable, list[int]]:
+    """The tiers of matches for `q` (normalised), best first, that together are every
+    match and never overlap; the rank expression; which words of q are looked for as
+    typos (each needs its `close<i>` words, see `search_statement`)."""
     words = q.split()[:MAX_WORDS]
-    each_word: list[sql.Composable] = []
-    typos = False
-    for i, word in enumerate(words):
-        condition = _contains(word, f"like{i}", params)
-        # Typos are looked for in words: digits are phone or customer numbers and an email
-        # address is typed whole (its domain alone would be close to thousands of others);
-        # shorter words have no trigram of their own to be close to.
-        if len(word) >= 3 and "@" not in word and any(ch.isalpha() for ch in word):
-            params[f"word{i}"] = word
-            typos = True
-            condition = sql.SQL("({} OR %({})s OPERATOR({}.<%%) " + TEXT + ")").format(
-                condition, sql.SQL(f"word{i}"), trgm
-            )
-        each_word.append(condition)
     phrase = " ".join(words)
     params["q"] = phrase
     params["word_start"] = f"% {_like_escaped(phrase)}%"
@@ -209,25 +245,27 @@ def _q_tiers(
     # start, so it finds only rows with a word starting like q (for a common prefix a
     # tenth of the rows merely containing it, which the heap had to check before).
     word_start = sql.SQL(TEXT + " LIKE %(word_start)s")
-    # A shorter q is close to everything that contains it: no similarity for it.
+    whole_words = sql.SQL("' ' || c.search_text || ' ' LIKE %(whole_words)s")
+    # A shorter q is close to everything that contains it: no similarity for it. Strict:
+    # the similarity of q with whole words of the row, not with a run of letters that
+    # may start in one word and end in the next.
     similarity = (
-        sql.SQL("{}.word_similarity(%(q)s, c.search_text)::float8").format(trgm)
+        sql.SQL("{}.strict_word_similarity(%(q)s, c.search_text)::float8").format(trgm)
         if len(phrase) >= 3
         else sql.SQL("0")
     )
-    text_rank = sql.SQL(
-        "CASE WHEN ' ' || c.search_text || ' ' LIKE %(whole_words)s THEN 3"
-        " WHEN ' ' || c.search_text LIKE %(word_start)s THEN 2 ELSE {} END"
-    ).format(similarity)
+    text_rank = sql.SQL("CASE WHEN {} THEN 3 WHEN {} THEN 2 ELSE {} END").format(
+        whole_words, word_start, similarity
+    )
     rank: list[sql.Composable] = [text_rank]
-    tiers: list[sql.Composable] = []
+    tiers: list[Tier] = []
     above: list[sql.Composable] = []
     """The better tiers' conditions: a row is in the first tier it matches."""
     number = q.removeprefix("#")
     if number.isascii() and number.isdigit() and len(number) <= 18:
         params["number"] = int(number)
         number_match = sql.SQL("c.customer_number = %(number)s")
-        tiers.append(number_match)
+        tiers.append(Tier(number_match))
         above.append(number_match)
         rank.append(sql.SQL("CASE WHEN c.customer_number = %(number)s THEN 8 ELSE 0 END"))
     phones = [p for p in dict.fromkeys(criteria.phone_digits) if len(p) >= MIN_PHONE_DIGITS]
@@ -239,18 +277,60 @@ def _q_tiers(
             )
         )
         params.update({f"phone{i}": f"%{p}%" for i, p in enumerate(phones)})
-        tiers.append(_first(phone_match, above))
+        tiers.append(Tier(_first(phone_match, above)))
         above.append(phone_match)
         rank.append(sql.SQL("CASE WHEN {} THEN 4 ELSE 0 END").format(phone_match))
-    if typos:
+    if len(words) == 1 and "@" not in phrase:
+        # q is a whole word: its customers newest first, from the word's own index
+        # entries (a common first name reads a page of them, not all to sort them).
+        params["word"] = phrase
+        tiers.append(Tier(_first(whole_words, above), by_word=True))
+        above.append(whole_words)
+    substrings = [_contains(word, f"like{i}", params) for i, word in enumerate(words)]
+    typo_words = [i for i, word in enumerate(words) if is_typo_word(word)]
+    if typo_words or len(words) == 1:
         # Words starting with q, then the rest: the typo arm (the costly part) runs only
         # when the first did not fill the page.
-        tiers.append(_first(word_start, above))
+        tiers.append(Tier(_first(word_start, above)))
         above.append(word_start)
-    # Without a typo arm, one branch: the word start is in the rank, and a second branch
-    # would only scan the same index entries again.
-    tiers.append(_first(_all(each_word), above))
-    return tiers, sql.SQL(" + ").join(rank)
+    # The rest: every word of q a substring of the row or typo-close to one of its words.
+    # One branch finds the rows that contain every word; one per typo word k the rows
+    # whose k-th word is only typo-close (the words before it being substrings), from the
+    # customers of the vocabulary's words close to it. Disjoint, sorted together.
+    rest = [Tier(_first(_all(substrings), above))]
+    for k in typo_words:
+        params[f"word{k}"] = words[k]
+        others: list[sql.Composable] = []
+        for i in range(len(words)):
+            if i < k or i not in typo_words:
+                others.append(substrings[i])
+            elif i > k:
+                others.append(sql.SQL("({} OR {})").format(substrings[i], _has_close(i)))
+        others.append(sql.SQL("NOT {}").format(substrings[k]))
+        driven = sql.SQL(
+            "c.id IN (SELECT w.id FROM {} w JOIN close{} v ON v.word = w.word)"
+        ).format(sql.Identifier(schema, "customer_words"), sql.SQL(str(k)))
+        rest.append(Tier(_first(_all([driven, *others]), above)))
+    tiers.append(Tier(sql.SQL("true"), merged=rest))
+    return tiers, sql.SQL(" + ").join(rank), typo_words
+
+
+def _has_close(i: int) -> sql.Composable:
+    """The row has one of the words close to q's i-th word."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM close{} v"
+        " WHERE strpos(' ' || c.search_text || ' ', ' ' || v.word || ' ') > 0)"
+    ).format(sql.SQL(str(i)))
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One UNION ALL branch: rows of `condition`; `by_word`: found through q's entries
+    in `customer_words`, newest first; `merged`: conditions of branches sorted as one."""
+
+    condition: sql.Composable
+    by_word: bool = False
+    merged: list[Tier] | None = None
 
 
 def _contains(word: str, name: str, params: dict[str, Any]) -> sql.Composable:

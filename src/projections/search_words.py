@@ -1,0 +1,100 @@
+"""The search read model's words: which customer has which word, and the vocabulary.
+
+`customer_words` holds (word, registered_at, id) for every distinct word of a customer's
+search text but its email address: walked newest first, it is a word's newest customers
+without sorting all of them. `search_words` is the vocabulary typos are looked for in:
+every word of `TYPO_MIN_LENGTH`+ letters with the number of customers who have it, deleted
+when that number reaches zero, so an erased customer's words that nobody else has go with
+it. Both are kept by the differences between a batch's rows before and after.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor, sql
+
+__all__ = ["TYPO_MIN_LENGTH", "WordChanges", "is_typo_word", "words_of"]
+
+TYPO_MIN_LENGTH = 4
+"""Shorter words are neither looked for as typos nor in the vocabulary: three letters have
+too few trigrams for a change of one to leave anything close but noise."""
+
+Key = tuple[str, datetime, UUID]
+
+
+def words_of(search_text: str) -> set[str]:
+    """The words a customer is found by word: its search text's, but its email address."""
+    return {word for word in search_text.split(" ") if word and "@" not in word}
+
+
+def is_typo_word(word: str) -> bool:
+    """Whether a word is one typos are looked for (query) or in (vocabulary)."""
+    return len(word) >= TYPO_MIN_LENGTH and word.isalpha()
+
+
+class WordChanges:
+    """A batch's word rows to delete and to insert, from each row's words before and after."""
+
+    def __init__(self) -> None:
+        self.removed: list[Key] = []
+        self.added: list[Key] = []
+        self.counts: Counter[str] = Counter()
+
+    def change(self, id: UUID, at: datetime, before: set[str], after: set[str]) -> None:
+        for word in before - after:
+            self.removed.append((word, at, id))
+            if is_typo_word(word):
+                self.counts[word] -= 1
+        for word in after - before:
+            self.added.append((word, at, id))
+            if is_typo_word(word):
+                self.counts[word] += 1
+
+    def save(self, cursor: Cursor[Any], schema: str) -> None:
+        words = sql.Identifier(schema, "customer_words")
+        vocabulary = sql.Identifier(schema, "search_words")
+        if self.removed:
+            cursor.execute(
+                sql.SQL(
+                    "DELETE FROM {} w USING unnest(%s::text[], %s::timestamptz[], %s::uuid[])"
+                    " AS r(word, registered_at, id) WHERE (w.word, w.registered_at, w.id)"
+                    " = (r.word, r.registered_at, r.id)"
+                ).format(words),
+                _columns(self.removed),
+            )
+        if self.added:
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (word, registered_at, id)"
+                    " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::uuid[])"
+                ).format(words),
+                _columns(self.added),
+            )
+        counts = {word: n for word, n in self.counts.items() if n}
+        if not counts:
+            return
+        cursor.execute(
+            # Sorted: two writers never lock the same words in opposite orders.
+            sql.SQL(
+                "INSERT INTO {0} AS v (word, customers)"
+                " SELECT * FROM unnest(%s::text[], %s::int[]) ORDER BY 1"
+                " ON CONFLICT (word) DO UPDATE SET customers = v.customers + EXCLUDED.customers"
+            ).format(vocabulary),
+            (sorted(counts), [counts[w] for w in sorted(counts)]),
+        )
+        gone = sorted(word for word, n in counts.items() if n < 0)
+        if gone:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE word = ANY(%s) AND customers <= 0").format(
+                    vocabulary
+                ),
+                (gone,),
+            )
+
+
+def _columns(keys: list[Key]) -> tuple[list[str], list[datetime], list[UUID]]:
+    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]

@@ -1,0 +1,132 @@
+"""What a typo'd search word matches: a customer with ONE word close to it, best first."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from domain.service import CustomerService
+from tests.integration.test_search_model import (  # noqa: F401 (fixtures)
+    OpenModel,
+    Stack,
+    follow_to_head,
+    open_model,
+    search,
+    stack,
+)
+
+
+def register(service: CustomerService, first: str, last: str, **more: Any) -> UUID:
+    return service.register_customer({"first_name": first, "last_name": last, **more}).aggregate_id
+
+
+def ids(stack: Stack, model: Any, q: str) -> list[UUID]:
+    return [row["id"] for row in search(stack, model, q=q)]
+
+
+def test_a_typo_matches_a_close_word_not_letters_spread_over_several_words(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    service = stack[1]
+    spread = register(service, "Renee", "Caisulberg", company_name="Delta Motors")
+    near = register(service, "Ann", "Delcaberg")
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "Delnaberg") == [near]
+    assert spread not in ids(stack, model, "Delnaberg")
+
+
+def test_one_letter_wrong_swapped_or_missing_in_a_surname_finds_the_person(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    service = stack[1]
+    lovelace = register(service, "Ada", "Lovelace")
+    register(service, "Bob", "Pemberton")
+    model = open_model()
+    follow_to_head(stack, model)
+    for typo in ("Lovelase", "Lovleace", "Lovelce", "Loveleace"):
+        assert ids(stack, model, typo) == [lovelace], typo
+
+
+def test_every_word_of_a_query_must_match_one_of_them_a_typo(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    service = stack[1]
+    jon = register(service, "Jon", "Smith")
+    register(service, "Ann", "Smith")
+    register(service, "Jon", "Baker")
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "jon smiht") == [jon]
+    assert ids(stack, model, "smiht jon") == [jon]
+
+
+def test_the_closer_word_ranks_first(stack: Stack, open_model: OpenModel) -> None:
+    service = stack[1]
+    farther = register(service, "Ada", "Hartwelling")
+    closer = register(service, "Ada", "Hartwell")
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "Hartwel")[:1] == [closer]  # a word start: its own tier
+    assert ids(stack, model, "Hertwell") == [closer, farther]
+
+
+def test_words_under_four_letters_are_never_looked_for_as_typos(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    service = stack[1]
+    register(service, "Jon", "Kay")
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "jom") == []
+    assert ids(stack, model, "kya") == []
+
+
+def test_a_changed_name_is_found_by_its_new_words_only_and_erasure_leaves_no_word(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    service = stack[1]
+    shared = register(service, "Ada", "Quimbleton")
+    mine = register(service, "Zed", "Quimbleton", company_name="Vortigan Works")
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "Vortigen") == [mine]
+    service.change_profile(mine, {"company_name": "Elsewhere"}, expected_version=1)
+    follow_to_head(stack, model)
+    assert ids(stack, model, "Vortigen") == []
+    assert {"quimbleton", "elsewhere"} <= vocabulary(model)
+    assert "vortigan" not in vocabulary(model)
+    service.erase_customer(mine, expected_version=2)
+    follow_to_head(stack, model)
+    words = vocabulary(model)
+    assert "elsewhere" not in words and "zed" not in words
+    assert "quimbleton" in words  # another customer's word still
+    assert counted(model, "quimbleton") == 1
+    assert ids(stack, model, "Quimbelton") == [shared]
+    with model.datastore.transaction(commit=False) as cursor:
+        cursor.execute(
+            sql.SQL("SELECT count(*) AS n FROM {} WHERE id = %s").format(
+                model.table("customer_words")
+            ),
+            (mine,),
+        )
+        assert cursor.fetchone()["n"] == 0
+
+
+def vocabulary(model: Any) -> set[str]:
+    with model.datastore.transaction(commit=False) as cursor:
+        cursor.execute(sql.SQL("SELECT word FROM {}").format(model.table("search_words")))
+        return {row["word"] for row in cursor.fetchall()}
+
+
+def counted(model: Any, word: str) -> int:
+    with model.datastore.transaction(commit=False) as cursor:
+        cursor.execute(
+            sql.SQL("SELECT customers FROM {} WHERE word = %s").format(
+                model.table("search_words")
+            ),
+            (word,),
+        )
+        return int(cursor.fetchone()["customers"])
