@@ -98,10 +98,13 @@ class SearchModel(ReadModel):
                 raise MissingRowError(f"no search row for customer {event.originator_id}")
             _CHANGES[type(event)](row, event)
         words = WordChanges()
+        texts: dict[UUID, str] = {}
         for id, row in rows.items():
-            after = set() if row.get(_ERASED) else words_of(_search_text(row))
+            if not row.get(_ERASED):
+                texts[id] = _search_text(row)
+            after = words_of(texts[id]) if id in texts else set()
             words.change(id, row["registered_at"], words_before.get(id, set()), after)
-        self._save(cursor, list(rows.values()))
+        self._save(cursor, list(rows.values()), texts)
         words.save(cursor, self.schema)
 
     def _load(self, cursor: Cursor[Any], ids: set[UUID]) -> dict[UUID, Row]:
@@ -115,7 +118,7 @@ class SearchModel(ReadModel):
         )
         return {row["id"]: row for row in cursor.fetchall()}
 
-    def _save(self, cursor: Cursor[Any], rows: list[Row]) -> None:
+    def _save(self, cursor: Cursor[Any], rows: list[Row], texts: dict[UUID, str]) -> None:
         erased = [row["id"] for row in rows if row.get(_ERASED)]
         if erased:
             # An erased customer is no longer found at all: its row goes.
@@ -127,7 +130,7 @@ class SearchModel(ReadModel):
             if not rows:
                 return
         columns = (*_STORED, *_DERIVED)
-        records = [{c: row[c] for c in _STORED} | _derived(row) for row in rows]
+        records = [{c: row[c] for c in _STORED} | _derived(row, texts[row["id"]]) for row in rows]
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
         cursor.execute(
             sql.SQL(
@@ -246,7 +249,7 @@ def _matters(event: Any) -> bool:
     return True
 
 
-def _derived(row: Row) -> Row:
+def _derived(row: Row, search_text: str) -> Row:
     """The columns computed from the stored ones: display city, search text, facets."""
     addresses = row["addresses"]
     facets = {f"c:{normalise(city)}" for _, _, city in addresses if city}
@@ -255,7 +258,7 @@ def _derived(row: Row) -> Row:
         facets.add(f"g:{normalise(row['customer_group'])}")
     return {
         "city": _display_city(addresses),
-        "search_text": _search_text(row),
+        "search_text": search_text,
         "phone_digits": " ".join(digits(p) for p in (row["mobile_phone"], row["phone"]) if p),
         "facets": sorted(facets),
     }

@@ -1,24 +1,28 @@
 """The one query that searches the search read model, and how it compares text.
 
 `q` is matched three ways, and a customer matching any of them is found:
-  - text: every word of `q` is a substring of (LIKE), or typo-close to a word of
-    (pg_trgm `<%`), the normalised first/last name, company, DBA name and email; typos
-    are looked for in words of three or more characters with a letter and no "@";
+  - text: every word of `q` is a substring of (LIKE) the normalised first/last name,
+    company, DBA name and email, or typo-close to ONE word of them (not the email): pg_trgm
+    similarity (`%`) of at least `WORD_SIMILARITY_THRESHOLD` with a word of the vocabulary
+    (`search_words`), the customer having that word (`customer_words`). Typos are looked
+    for in words of `TYPO_MIN_LENGTH`+ letters only;
   - phone: the digits of `q` are a substring of the digits of the mobile or other phone,
     whatever formatting either side used;
   - customer number: `q` is the number itself.
 
 Best matches come first. The rank adds 8 for the customer number and 4 for a phone match;
-then 2 when a word of the record starts with `q` (3 when `q` is whole words of it), or
-else trigram word similarity (at most 1). Each tier outranks everything below it; ties
-are newest first, then by id.
+then 3 when `q` is whole words of the record, 2 when a word starts with `q`, or else the
+strict word similarity of `q` with the record (at most 1: similarity with whole words, not
+with a run of letters across two). Each tier outranks everything below it; ties are
+newest first, then by id.
 
 The tiers are also how the query stays fast: it is one UNION ALL branch per tier, best
 first, each sorted and limited on its own, so PostgreSQL stops at the first branches that
-fill the page. Word similarity, the costly part (a trigram comparison per row), is only
-computed for rows of the last tier (substring or typo matches, no word starting with
-`q`), and only when the tiers above did not fill the page: a common name no longer
-computes it for the thousands of customers who have that name.
+fill the page. A one-word `q`'s whole-word tier walks that word's `customer_words` entries
+newest first (a common first name reads a page of them instead of sorting all). The last
+tier, the only one that computes similarity, is the rows containing every word plus, per
+typo word, the customers of the vocabulary words close to it (a few short rows to compare,
+instead of every customer sharing half of the word's trigrams somewhere in its text).
 """
 
 from __future__ import annotations
@@ -60,7 +64,10 @@ SESSION_SETTINGS = (
     # The tiers' branches must run in order, one after the other (see the docstring).
     " set_config('enable_parallel_append', 'off', true)"
 )
-"""Run first in the search's transaction: the `<%` cut-off and a time limit (ms)."""
+"""Run first in the search's transaction: the `%` cut-off and a time limit (ms)."""
+CLOSE_WORDS = 10
+"""A typo'd word is looked for as the vocabulary's this many words closest to it: past
+them, close words are noise (a 9-letter word is 0.3 from 200 words of the vocabulary)."""
 WHOLE_WORD_RANK = 3
 """The rank of a row q is whole words of (and no better tier holds)."""
 MAX_WORDS = 8
@@ -181,15 +188,26 @@ def search_statement(
     for tier in tiers:
         if tier.merged is not None:
             parts = [
-                sql.SQL("{} FROM {} c WHERE {}").format(
+                sql.SQL(
+                    "SELECT x.* FROM {} v CROSS JOIN LATERAL ({} FROM {} w JOIN {} c"
+                    " ON c.id = w.id WHERE w.word = v.word AND {}"
+                    " ORDER BY w.registered_at DESC, w.id DESC LIMIT %(limit)s) x"
+                ).format(
+                    sql.Identifier(part.newest_of),
+                    selected,
+                    sql.Identifier(schema, "customer_words"),
+                    table,
+                    _all([*where, part.condition]),
+                )
+                if part.newest_of
+                else sql.SQL("{} FROM {} c WHERE {}").format(
                     selected, table, _all([*where, part.condition])
                 )
                 for part in tier.merged
             ]
             branches.append(
-                sql.SQL("(SELECT * FROM ({}) t {})").format(
-                    sql.SQL(" UNION ALL ").join(parts), newest
-                )
+                # UNION: a customer with two words close to q is listed once.
+                sql.SQL("(SELECT * FROM ({}) t {})").format(sql.SQL(" UNION ").join(parts), newest)
             )
         elif tier.by_word:
             if after is not None and after[0] < WHOLE_WORD_RANK:
@@ -214,9 +232,18 @@ def search_statement(
             )
     close = [
         sql.SQL(
+            # A word containing q's word is no typo of it: its customers are found by
+            # substring (and would be fetched here only to be left out).
             "close{k} AS MATERIALIZED (SELECT v.word FROM {vocabulary} v"
-            " WHERE v.word OPERATOR({trgm}.%%) %(word{k})s)"
-        ).format(k=sql.SQL(str(k)), vocabulary=sql.Identifier(schema, "search_words"), trgm=trgm)
+            " WHERE v.word OPERATOR({trgm}.%%) %(word{k})s AND strpos(v.word, %(word{k})s) = 0"
+            " ORDER BY {trgm}.similarity(v.word, %(word{k})s) DESC, v.word"
+            " LIMIT {words})"
+        ).format(
+            k=sql.SQL(str(k)),
+            vocabulary=sql.Identifier(schema, "search_words"),
+            trgm=trgm,
+            words=sql.Literal(CLOSE_WORDS),
+        )
         for k in typo_words
     ]
     statement = sql.SQL("{}SELECT * FROM ({}) m LIMIT %(limit)s").format(
@@ -284,7 +311,8 @@ def _q_tiers(
         # q is a whole word: its customers newest first, from the word's own index
         # entries (a common first name reads a page of them, not all to sort them).
         params["word"] = phrase
-        tiers.append(Tier(_first(whole_words, above), by_word=True))
+        # (w.word = q is the whole-word condition itself: no filter to misestimate.)
+        tiers.append(Tier(_first(sql.SQL("true"), above), by_word=True))
         above.append(whole_words)
     substrings = [_contains(word, f"like{i}", params) for i, word in enumerate(words)]
     typo_words = [i for i, word in enumerate(words) if is_typo_word(word)]
@@ -293,34 +321,28 @@ def _q_tiers(
         # when the first did not fill the page.
         tiers.append(Tier(_first(word_start, above)))
         above.append(word_start)
-    # The rest: every word of q a substring of the row or typo-close to one of its words.
-    # One branch finds the rows that contain every word; one per typo word k the rows
-    # whose k-th word is only typo-close (the words before it being substrings), from the
-    # customers of the vocabulary's words close to it. Disjoint, sorted together.
+    # The rest: every word of q a substring of the row, or one of them typo-close to one
+    # of its words instead. One branch finds the rows that contain every word; one per
+    # typo word the rows where only that word is not a substring, from the customers of
+    # the vocabulary's words close to it: the other words' index narrows them first.
+    # Disjoint, sorted together.
     rest = [Tier(_first(_all(substrings), above))]
     for k in typo_words:
         params[f"word{k}"] = words[k]
-        others: list[sql.Composable] = []
-        for i in range(len(words)):
-            if i < k or i not in typo_words:
-                others.append(substrings[i])
-            elif i > k:
-                others.append(sql.SQL("({} OR {})").format(substrings[i], _has_close(i)))
-        others.append(sql.SQL("NOT {}").format(substrings[k]))
+        not_k = sql.SQL("NOT {}").format(substrings[k])
+        if len(words) == 1:
+            # Each close word's newest customers: a customer's rank is at least its
+            # word's similarity to q, so no customer of the page is further down a word's
+            # list than the page is long.
+            rest.append(Tier(_first(not_k, above), newest_of=f"close{k}"))
+            continue
         driven = sql.SQL(
             "c.id IN (SELECT w.id FROM {} w JOIN close{} v ON v.word = w.word)"
         ).format(sql.Identifier(schema, "customer_words"), sql.SQL(str(k)))
-        rest.append(Tier(_first(_all([driven, *others]), above)))
+        others = [substring for i, substring in enumerate(substrings) if i != k]
+        rest.append(Tier(_first(_all([*others, driven, not_k]), above)))
     tiers.append(Tier(sql.SQL("true"), merged=rest))
     return tiers, sql.SQL(" + ").join(rank), typo_words
-
-
-def _has_close(i: int) -> sql.Composable:
-    """The row has one of the words close to q's i-th word."""
-    return sql.SQL(
-        "EXISTS (SELECT 1 FROM close{} v"
-        " WHERE strpos(' ' || c.search_text || ' ', ' ' || v.word || ' ') > 0)"
-    ).format(sql.SQL(str(i)))
 
 
 @dataclass(frozen=True)
@@ -331,6 +353,8 @@ class Tier:
     condition: sql.Composable
     by_word: bool = False
     merged: list[Tier] | None = None
+    newest_of: str | None = None
+    """In `merged`: the rows are each word of this CTE's newest customers matching."""
 
 
 def _contains(word: str, name: str, params: dict[str, Any]) -> sql.Composable:

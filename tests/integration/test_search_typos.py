@@ -1,4 +1,5 @@
 """What a typo'd search word matches: a customer with ONE word close to it, best first."""
+# ruff: noqa: F401, F811 (fixtures imported from test_search_model, used as parameters)
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import sql
-
-from domain.service import CustomerService
-from tests.integration.test_search_model import (  # noqa: F401 (fixtures)
+from tests.integration.test_search_model import (
     OpenModel,
     Stack,
     follow_to_head,
@@ -16,6 +15,8 @@ from tests.integration.test_search_model import (  # noqa: F401 (fixtures)
     search,
     stack,
 )
+
+from domain.service import CustomerService
 
 
 def register(service: CustomerService, first: str, last: str, **more: Any) -> UUID:
@@ -124,9 +125,7 @@ def vocabulary(model: Any) -> set[str]:
 def counted(model: Any, word: str) -> int:
     with model.datastore.transaction(commit=False) as cursor:
         cursor.execute(
-            sql.SQL("SELECT customers FROM {} WHERE word = %s").format(
-                model.table("search_words")
-            ),
+            sql.SQL("SELECT customers FROM {} WHERE word = %s").format(model.table("search_words")),
             (word,),
         )
         return int(cursor.fetchone()["customers"])
