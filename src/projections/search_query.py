@@ -62,12 +62,18 @@ SESSION_SETTINGS = (
     "SELECT set_config('pg_trgm.similarity_threshold', %s, true),"
     " set_config('statement_timeout', %s, true),"
     # The tiers' branches must run in order, one after the other (see the docstring).
-    " set_config('enable_parallel_append', 'off', true)"
+    " set_config('enable_parallel_append', 'off', true),"
+    # Compiling a page's query costs more than running it (the costly plans' estimates,
+    # for rows that the tiers' LIMITs never read, would otherwise switch JIT on).
+    " set_config('jit', 'off', true)"
 )
 """Run first in the search's transaction: the `%` cut-off and a time limit (ms)."""
 CLOSE_WORDS = 10
 """A typo'd word is looked for as the vocabulary's this many words closest to it: past
 them, close words are noise (a 9-letter word is 0.3 from 200 words of the vocabulary)."""
+FEW_CUSTOMERS = 1000
+"""Up to this many customers with a typo'd word's close words are fetched one by one
+(a multi-word q); more are matched by the other words' index instead."""
 WHOLE_WORD_RANK = 3
 """The rank of a row q is whole words of (and no better tier holds)."""
 MAX_WORDS = 8
@@ -234,8 +240,8 @@ def search_statement(
         sql.SQL(
             # A word containing q's word is no typo of it: its customers are found by
             # substring (and would be fetched here only to be left out).
-            "close{k} AS MATERIALIZED (SELECT v.word FROM {vocabulary} v"
-            " WHERE v.word OPERATOR({trgm}.%%) %(word{k})s AND strpos(v.word, %(word{k})s) = 0"
+            "close{k} AS MATERIALIZED (SELECT v.word, v.customers FROM {vocabulary} v"
+            " WHERE v.word OPERATOR({trgm}.%%) %(word{k})s AND v.word NOT LIKE %(like{k})s"
             " ORDER BY {trgm}.similarity(v.word, %(word{k})s) DESC, v.word"
             " LIMIT {words})"
         ).format(
@@ -316,7 +322,7 @@ def _q_tiers(
         above.append(whole_words)
     substrings = [_contains(word, f"like{i}", params) for i, word in enumerate(words)]
     typo_words = [i for i, word in enumerate(words) if is_typo_word(word)]
-    if typo_words or len(words) == 1:
+    if typo_words or "word" in params:
         # Words starting with q, then the rest: the typo arm (the costly part) runs only
         # when the first did not fill the page.
         tiers.append(Tier(_first(word_start, above)))
@@ -336,11 +342,24 @@ def _q_tiers(
             # list than the page is long.
             rest.append(Tier(_first(not_k, above), newest_of=f"close{k}"))
             continue
-        driven = sql.SQL(
+        # Two plans, one chosen when the statement runs by how many customers have the
+        # close words (the planner cannot know: a first name's close words have 10,000+,
+        # a surname's a few dozen): few, they are fetched and the other words checked on
+        # them; many, the other words' index finds the rows and a hash of those customers'
+        # ids checks them (`IS TRUE` keeps the planner from turning it back into a join).
+        customers = sql.SQL(
             "c.id IN (SELECT w.id FROM {} w JOIN close{} v ON v.word = w.word)"
         ).format(sql.Identifier(schema, "customer_words"), sql.SQL(str(k)))
+        bearers = sql.SQL("(SELECT coalesce(sum(customers), 0) FROM close{})").format(
+            sql.SQL(str(k))
+        )
+        few = sql.SQL("{} <= {} AND {}").format(bearers, sql.Literal(FEW_CUSTOMERS), customers)
+        many = sql.SQL("{} > {} AND ({}) IS TRUE").format(
+            bearers, sql.Literal(FEW_CUSTOMERS), customers
+        )
         others = [substring for i, substring in enumerate(substrings) if i != k]
-        rest.append(Tier(_first(_all([*others, driven, not_k]), above)))
+        for driven in (few, many):
+            rest.append(Tier(_first(_all([*others, driven, not_k]), above)))
     tiers.append(Tier(sql.SQL("true"), merged=rest))
     return tiers, sql.SQL(" + ").join(rank), typo_words
 
