@@ -74,6 +74,8 @@ them, close words are noise (a 9-letter word is 0.3 from 200 words of the vocabu
 FEW_CUSTOMERS = 1000
 """Up to this many customers with a typo'd word's close words are fetched one by one
 (a multi-word q); more are matched by the other words' index instead."""
+SWAP_BONUS = 0.25
+"""Added to a typo-close word's similarity when it has q's letters in another order."""
 WHOLE_WORD_RANK = 3
 """The rank of a row q is whole words of (and no better tier holds)."""
 MAX_WORDS = 8
@@ -242,9 +244,10 @@ def search_statement(
             # substring (and would be fetched here only to be left out).
             "close{k} AS MATERIALIZED (SELECT v.word, v.customers FROM {vocabulary} v"
             " WHERE v.word OPERATOR({trgm}.%%) %(word{k})s AND v.word NOT LIKE %(like{k})s"
-            " ORDER BY {trgm}.similarity(v.word, %(word{k})s) DESC, v.word"
+            " ORDER BY {trgm}.similarity(v.word, %(word{k})s) + {swapped} DESC, v.word"
             " LIMIT {words})"
         ).format(
+            swapped=_swapped("v.word", k),
             k=sql.SQL(str(k)),
             vocabulary=sql.Identifier(schema, "search_words"),
             trgm=trgm,
@@ -282,11 +285,21 @@ def _q_tiers(
     # A shorter q is close to everything that contains it: no similarity for it. Strict:
     # the similarity of q with whole words of the row, not with a run of letters that
     # may start in one word and end in the next.
-    similarity = (
+    similarity: sql.Composable = (
         sql.SQL("{}.strict_word_similarity(%(q)s, c.search_text)::float8").format(trgm)
         if len(phrase) >= 3
         else sql.SQL("0")
     )
+    for k, word in enumerate(words):
+        if is_typo_word(word):
+            params[f"letters{k}"] = "".join(sorted(word))
+    if len(words) == 1 and is_typo_word(phrase):
+        # Letters swapped keep the word's letters: such a word of the row comes first
+        # among equally close ones (a swap breaks three trigrams, more than a wrong letter).
+        similarity = sql.SQL(
+            "{} + CASE WHEN EXISTS (SELECT 1 FROM unnest(string_to_array(c.search_text, ' '))"
+            " AS t(word) WHERE {} > 0) THEN {} ELSE 0 END"
+        ).format(similarity, _swapped("t.word", 0), sql.Literal(SWAP_BONUS))
     text_rank = sql.SQL("CASE WHEN {} THEN 3 WHEN {} THEN 2 ELSE {} END").format(
         whole_words, word_start, similarity
     )
@@ -392,6 +405,15 @@ def _contains(word: str, name: str, params: dict[str, Any]) -> sql.Composable:
     return sql.SQL("(" + TEXT + " LIKE %({})s AND strpos(c.search_text, %({})s) > 0)").format(
         sql.SQL(f"{name}_local"), sql.SQL(f"{name}_whole")
     )
+
+
+def _swapped(word: str, k: int) -> sql.Composable:
+    """SWAP_BONUS when `word` has the letters of q's k-th word in another order, else 0."""
+    return sql.SQL(
+        "CASE WHEN length({word}) = length(%(word{k})s) AND {word} <> %(word{k})s"
+        " AND array_to_string(ARRAY(SELECT x FROM unnest(string_to_array({word}, NULL)) x"
+        " ORDER BY x COLLATE \"C\"), '') = %(letters{k})s THEN {bonus} ELSE 0 END"
+    ).format(word=sql.SQL(word), k=sql.SQL(str(k)), bonus=sql.Literal(SWAP_BONUS))
 
 
 def _first(condition: sql.Composable, above: list[sql.Composable]) -> sql.Composable:

@@ -245,7 +245,7 @@ async def test_the_list_shows_the_last_30_days_unless_told_otherwise(
 # ---- pages --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("q", [None, "lovelace"])
+@pytest.mark.parametrize("q", [None, "lovelace", "lovelase"])
 async def test_pages_list_every_match_once_and_in_order(api: Api, q: str | None) -> None:
     """Following next_cursor with limit=3 lists all 7 customers once each, newest first among
     equal matches, and the last page has no cursor."""

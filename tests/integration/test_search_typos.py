@@ -129,3 +129,16 @@ def counted(model: Any, word: str) -> int:
             (word,),
         )
         return int(cursor.fetchone()["customers"])
+
+
+def test_the_same_letters_swapped_rank_above_a_word_closer_by_trigrams(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    """A swap breaks three trigrams: "korsalcaard" shares more of "korslaard"'s (0.47) than
+    "korsalard" (0.43), but "korsalard" has its letters, so it is the likelier typo."""
+    service = stack[1]
+    swapped = register(service, "Ada", "Korsalard")
+    closer = register(service, "Bob", "Korsalcaard")
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "Korslaard") == [swapped, closer]
