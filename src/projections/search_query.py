@@ -341,10 +341,11 @@ def _q_tiers(
         tiers.append(Tier(_first(word_start, above)))
         above.append(word_start)
     # The rest: every word of q a substring of the row, or one of them typo-close to one
-    # of its words instead. One branch finds the rows that contain every word; one per
-    # typo word the rows where only that word is not a substring, from the customers of
-    # the vocabulary's words close to it: the other words' index narrows them first.
-    # Disjoint, sorted together.
+    # of its words instead (two typo'd words at once are not looked for: each would
+    # need the other's close words' customers). One branch finds the rows that contain
+    # every word; one per typo word the rows where only that word is not a substring,
+    # through the customers of the vocabulary's words close to it. Disjoint, sorted
+    # together.
     rest = [Tier(_first(_all(substrings), above))]
     for k in typo_words:
         params[f"word{k}"] = words[k]
