@@ -135,15 +135,19 @@ def rebuild(
 
 
 def analyze_schema(model: ReadModel) -> None:
-    """ANALYZE every table of the model's schema (planner statistics for its queries)."""
-    with model.datastore.transaction(commit=True) as cursor:
-        cursor.execute(
+    """VACUUM (ANALYZE) every table of the model's schema: planner statistics for its
+    queries, and a visibility map, without which index-only scans (the search's word
+    table) read the heap too until autovacuum comes by."""
+    with model.datastore.get_connection() as connection:  # autocommit: VACUUM needs it
+        tables = connection.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
             (model.schema,),
-        )
-        for row in cursor.fetchall():
-            cursor.execute(
-                sql.SQL("ANALYZE {}").format(sql.Identifier(model.schema, row["tablename"]))
+        ).fetchall()
+        for row in tables:
+            connection.execute(
+                sql.SQL("VACUUM (ANALYZE) {}").format(
+                    sql.Identifier(model.schema, row["tablename"])
+                )
             )
 
 

@@ -294,11 +294,12 @@ def test_a_rebuild_swaps_in_the_same_rows(stack: Stack, open_model: OpenModel) -
     assert rows(live) == before
 
 
-def test_a_rebuild_swaps_in_tables_that_have_planner_statistics(
+def test_a_rebuild_swaps_in_tables_that_have_planner_statistics_and_a_visibility_map(
     stack: Stack, open_model: OpenModel
 ) -> None:
-    """The rebuilt tables are analyzed before the swap: the planner knows their size at once
-    (never-analyzed tables read as reltuples -1 and are planned as nearly empty)."""
+    """The rebuilt tables are vacuumed and analyzed before the swap: the planner knows their
+    size at once (never-analyzed tables read as reltuples -1 and are planned as nearly
+    empty), and index-only scans need not read the heap (the word table's lookups)."""
     settings, service = stack
     for n in range(40):
         service.register_customer({"first_name": f"Stat{n}", "last_name": "Counted"})
@@ -308,7 +309,7 @@ def test_a_rebuild_swaps_in_tables_that_have_planner_statistics(
     )
     with psycopg.connect(settings.database_url or "", row_factory=dict_row) as connection:
         table = connection.execute(
-            "SELECT c.reltuples, s.last_analyze FROM pg_class c"
+            "SELECT c.reltuples, c.relallvisible, c.relpages, s.last_analyze FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " JOIN pg_stat_user_tables s ON s.relid = c.oid"
             " WHERE n.nspname = %s AND c.relname = 'customers'",
@@ -318,6 +319,7 @@ def test_a_rebuild_swaps_in_tables_that_have_planner_statistics(
     # A table this small is sampled whole: the estimate is the count.
     assert table["reltuples"] == 40
     assert table["last_analyze"] is not None
+    assert table["relallvisible"] == table["relpages"] > 0, "every page marked all-visible"
 
 
 def test_the_position_moves_past_trailing_events_search_ignores_without_decoding_them(
