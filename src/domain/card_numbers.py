@@ -19,7 +19,7 @@ from typing import Any
 
 from stdnum import luhn
 
-__all__ = ["card_number_fields", "looks_like_card_number"]
+__all__ = ["card_number_fields", "looks_like_card_number", "redact_card_numbers"]
 
 _CANDIDATE = re.compile(
     r"(?<![\w+\-.])"  # not the tail of a longer token, a phone's + or a decimal
@@ -42,9 +42,26 @@ def looks_like_card_number(text: str) -> bool:
     return False
 
 
+def redact_card_numbers(text: str) -> str:
+    """`text` with everything that looks like a full card number replaced by `<card number>`,
+    for what must be written down anyway (a log line's path)."""
+    if len(text) < 13:
+        return text
+    return _CANDIDATE.sub(_redacted, text)
+
+
+def _redacted(match: re.Match[str]) -> str:
+    found = match.group()
+    return "<card number>" if looks_like_card_number(found) else found
+
+
 def card_number_fields(value: Any, path: str = "") -> Iterator[str]:
     """The paths (`notes[0].text`, `custom_fields.po`) of a JSON value's strings, integers
-    and keys that look like card numbers, in document order."""
+    and keys that look like card numbers, in document order.
+
+    A key that looks like one is named by its place among its object's keys
+    (`custom_fields.<key 2>`, counting from 0), as is everything under it: a path is
+    shown to the client and may be logged, so it must never spell the number out."""
     if isinstance(value, str):
         if looks_like_card_number(value):
             yield path or "body"
@@ -52,9 +69,11 @@ def card_number_fields(value: Any, path: str = "") -> Iterator[str]:
         if looks_like_card_number(str(value)):
             yield path or "body"
     elif isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if looks_like_card_number(str(key)):
+        for place, (key, item) in enumerate(value.items()):
+            is_card = looks_like_card_number(str(key))
+            name = f"<key {place}>" if is_card else str(key)
+            child = f"{path}.{name}" if path else name
+            if is_card:
                 yield child
             yield from card_number_fields(item, child)
     elif isinstance(value, list):

@@ -3,8 +3,10 @@
 Middlewares run outside in: the request id first (so every answer, errors included, has
 it and is logged and counted), then the error middleware (so whatever goes wrong below,
 authentication included, becomes a problem document), then authentication (so handlers
-only ever run with a verified principal and the actor bound). Resources with a lifetime
-(the thread pool) open and close in `cleanup_ctx`; nothing connects before startup.
+only ever run with a verified principal and the actor bound), then the refusal of card
+numbers (`gateway.card_refusal`: before any handler, idempotency record or log sees one).
+Resources with a lifetime (the thread pool) open and close in `cleanup_ctx`; nothing
+connects before startup.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.auth import TokenVerifier, auth_middleware
 from gateway.breaker import breaker_context, breaker_middleware
+from gateway.card_refusal import card_number_middleware
 from gateway.docs import cache_openapi
 from gateway.keys import (
     METRICS_KEY,
@@ -54,7 +57,13 @@ def create_app(
     `extra_routes` are added after the gateway's own (tests use them for probe handlers).
     """
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, breaker_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware,
+            error_middleware,
+            breaker_middleware,
+            auth_middleware,
+            card_number_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     registry = CollectorRegistry()

@@ -16,6 +16,12 @@ refused for exactly what `POST /v1/customers` would refuse, with the same messag
 domain's rules (a valid phone number, a free email) follow when the row is registered.
 A row whose cell count differs from the header's is invalid on its own: its cells
 cannot be told apart, but the other rows are not wrong for it.
+
+A cell or header that looks like a full card number refuses the whole file (422 naming
+each row and column, `rows[7].Notes`, never the value): a row marked invalid would still
+have been copied into the import's tables. Such rows are never handed on, so the rows
+copied before the refusal are clean and roll back with the upload's transaction; the file
+itself was only ever an unlinked temporary file of the request, gone with it.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from domain.card_numbers import looks_like_card_number
 from gateway.problems import validation_problem
 from gateway.schemas import CustomerRegistration
 from infrastructure.imports import RowOutcome
 
-__all__ = ["Layout", "UnreadableFileError", "read_layout", "read_rows"]
+__all__ = ["CardNumberInFileError", "Layout", "UnreadableFileError", "read_layout", "read_rows"]
 
 _CHUNK = 1 << 20
 _SAMPLE = 1 << 16
@@ -77,6 +84,30 @@ class UnreadableFileError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class CardNumberInFileError(UnreadableFileError):
+    """Cells or headers look like full card numbers: the file is refused, naming them."""
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__("it holds what look like full card numbers", field=fields[0])
+        self.fields = fields
+
+
+def _column(headers: list[str], position: int) -> str:
+    """How a column is named in a refusal: its header, unless the header is a card number."""
+    name = _header(headers[position]) if position < len(headers) else ""
+    if not name or looks_like_card_number(name):
+        return f"<column {position + 1}>"
+    return name
+
+
+def _card_cells(number: int, headers: list[str], cells: list[str]) -> list[str]:
+    return [
+        f"rows[{number}].{_column(headers, position)}"
+        for position, cell in enumerate(cells)
+        if looks_like_card_number(cell)
+    ]
 
 
 def _header(header: str) -> str:
@@ -146,6 +177,13 @@ def read_layout(file: IO[bytes], declared_charset: str | None) -> Layout:
         headers = next(csv.reader(io.StringIO(sample), delimiter=delimiter))
     except (csv.Error, StopIteration):
         raise UnreadableFileError("the file has no header row") from None
+    cards = [
+        f"header.{_column(headers, p)}"
+        for p, header in enumerate(headers)
+        if looks_like_card_number(header)
+    ]
+    if cards:
+        raise CardNumberInFileError(cards)
     return Layout(encoding, delimiter, headers, _header_targets(headers, delimiter), skip)
 
 
@@ -169,12 +207,16 @@ def read_rows(
     reader = csv.reader(text, delimiter=layout.delimiter, strict=True)
     width = len(layout.headers)
     data_rows = 0
+    cards: list[str] = []
     try:
         next(reader)  # the header
         for number, cells in enumerate(reader, start=2):
             if not any(cell.strip() for cell in cells):
                 continue  # a blank line, as spreadsheets leave at the end
             data_rows += 1
+            if found := _card_cells(number, layout.headers, cells):
+                cards += found  # never handed on: refused with the file below
+                continue
             if len(cells) > width and not any(c.strip() for c in cells[width:]):
                 cells = cells[:width]  # trailing empty cells: a common export habit
             if len(cells) != width:
@@ -188,6 +230,8 @@ def read_rows(
         raise UnreadableFileError(f"not valid {layout.encoding}: {error.reason}") from None
     finally:
         text.detach()
+    if cards:
+        raise CardNumberInFileError(cards)
     if data_rows == 0:
         raise UnreadableFileError("the file has a header but no rows")
 

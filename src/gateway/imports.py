@@ -24,8 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.service import CustomerService
 from gateway.auth import principal, requires
+from gateway.card_refusal import card_number_problem
 from gateway.commands import service_of
-from gateway.import_files import UnreadableFileError, read_layout, read_rows
+from gateway.import_files import (
+    CardNumberInFileError,
+    UnreadableFileError,
+    read_layout,
+    read_rows,
+)
 from gateway.keys import SETTINGS_KEY
 from gateway.operations import Body, operation
 from gateway.problems import FieldError, Problem
@@ -129,6 +135,8 @@ per-row report. The same file uploaded again answers with the same import and cr
 nothing (`Idempotent-Replayed: true`). A file that cannot be read at all (empty, binary,
 no header, no first-name column, an unknown delimiter, broken quoting) answers 422 naming
 `file` (or the missing column); rows that fail validation are reported per row instead.
+A file with a cell that looks like a full card number is refused whole (422 naming each
+`rows[<row>].<column>`): nothing of it is kept.
 """
 
 
@@ -245,6 +253,8 @@ def _save(
             new, encoding=layout.encoding, delimiter=layout.delimiter, columns=layout.report()
         )
         store.create(described, rows)  # False: a twin upload won the race; its summary counts
+    except CardNumberInFileError as error:
+        raise card_number_problem(error.fields) from None
     except UnreadableFileError as error:
         raise Problem(
             422,

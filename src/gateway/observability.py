@@ -29,6 +29,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from domain.card_numbers import looks_like_card_number, redact_card_numbers
 from gateway.keys import (
     ACTOR_KEY,
     METRICS_KEY,
@@ -93,8 +94,15 @@ class HttpMetrics:
 
 
 def accept_request_id(candidate: str | None) -> str:
-    """The client's X-Request-ID when it is sane, else a fresh uuid4 hex."""
-    if candidate is not None and _SANE_REQUEST_ID.fullmatch(candidate):
+    """The client's X-Request-ID when it is sane, else a fresh uuid4 hex.
+
+    One that looks like a card number is not taken (the request is then refused, see
+    `gateway.card_refusal`): the id goes into every log line and event of the request."""
+    if (
+        candidate is not None
+        and _SANE_REQUEST_ID.fullmatch(candidate)
+        and not looks_like_card_number(candidate)
+    ):
         return candidate
     return uuid.uuid4().hex
 
@@ -138,7 +146,8 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
             log(
                 "request",
                 method=request.method,
-                path=request.path,
+                # A card number in the path is refused, and not written down either.
+                path=redact_card_numbers(request.path),
                 route=route,
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),

@@ -32,6 +32,7 @@ from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from domain import errors as domain
+from domain.card_numbers import redact_card_numbers
 from gateway.keys import REQUEST_ID_KEY, RESPONSE_STARTED_KEY
 from infrastructure.database import DATABASE_UNAVAILABLE
 
@@ -128,7 +129,7 @@ class Problem(Exception):
         if self.detail is not None:
             doc["detail"] = self.detail
         if request is not None:
-            doc["instance"] = request.path
+            doc["instance"] = redact_card_numbers(request.path)
             doc["request_id"] = request.get(REQUEST_ID_KEY)
         if self.errors:
             doc["errors"] = [e.model_dump() for e in self.errors]

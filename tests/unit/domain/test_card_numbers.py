@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stdnum import luhn
 
-from domain.card_numbers import card_number_fields, looks_like_card_number
+from domain.card_numbers import card_number_fields, looks_like_card_number, redact_card_numbers
 
 TEST_CARDS = [
     "4111111111111111",  # Visa
@@ -95,7 +95,20 @@ def test_fields_are_named_by_their_path() -> None:
         "notes[1].text",
         "custom_fields.po",
         "amount",
-        "6011111111111117",
+        "<key 4>",
     ]
     assert list(card_number_fields("4111111111111111")) == ["body"]
     assert list(card_number_fields({"ok": True, "n": 12})) == []
+
+
+def test_a_key_that_looks_like_a_card_is_named_by_its_place_never_spelled_out() -> None:
+    body = {"custom_fields": {"po": "1", "4111 1111 1111 1111": {"n": "5555555555554444"}}}
+    paths = list(card_number_fields(body))
+    assert paths == ["custom_fields.<key 1>", "custom_fields.<key 1>.n"]
+    assert not any(looks_like_card_number(p) for p in paths)
+
+
+def test_redaction_replaces_only_what_looks_like_a_card() -> None:
+    text = "/v1/customers/4111-1111-1111-1111/x and order 4111111111111112"
+    assert redact_card_numbers(text) == "/v1/customers/<card number>/x and order 4111111111111112"
+    assert redact_card_numbers("/v1/customers") == "/v1/customers"
