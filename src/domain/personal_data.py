@@ -35,11 +35,15 @@ Personal, by event (fields of a value are named after a dot; `[]` is each item o
     ChatMessage.Posted          text
     SatisfactionScore.Given     comment
     CustomerFile.Uploaded       name   (the content is kept apart, and destroyed on erasure)
+    LoyaltyLedger.PointsRecorded  reason
+    CardWallet.CardAdded        token, last4, exp_month, exp_year (a provider's token ties a
+                                card, and so a person, to this customer)
 
 The subject (whose key) is the customer: a Customer event's own aggregate, else the
 event's `customer_id`. Not personal: ids, the customer number, staff ids, groups and
 flags, consents, prices and amounts, times, statuses, ticket subjects and devices' make
-and model, a pet's species, an interaction's kind and direction, a satisfaction score.
+and model, a pet's species, an interaction's kind and direction, a satisfaction score,
+loyalty points, card brands and providers, package names, sessions and prices.
 Reservations keep no value (their ids are derived from one: see README).
 """
 
@@ -127,10 +131,12 @@ def personal_fields() -> dict[type[Any], Spec]:
     """Every event class with personal data, and where it is (imported late: the aggregates
     import this module for the field lists)."""
     from domain.appointments import Appointment
+    from domain.cards import CardWallet
     from domain.chat import ChatMessage
     from domain.customers import Customer
     from domain.files import CustomerFile
     from domain.interactions import Interaction
+    from domain.loyalty import LoyaltyLedger
     from domain.pets import Pet
     from domain.portal import PortalAccount
     from domain.satisfaction import SatisfactionScore
@@ -176,6 +182,13 @@ def personal_fields() -> dict[type[Any], Spec]:
         ChatMessage.Posted: {"text": Whole("")},
         SatisfactionScore.Given: {"comment": Whole()},
         CustomerFile.Uploaded: {"name": Whole("")},
+        LoyaltyLedger.PointsRecorded: {"reason": Whole("")},
+        CardWallet.CardAdded: {
+            "token": Whole(),
+            "last4": Whole(),
+            "exp_month": Whole(),
+            "exp_year": Whole(),
+        },
     }
 
 

@@ -19,7 +19,7 @@ from domain.errors import (
 )
 from domain.write_path import WritePath
 
-__all__ = ["active_customer", "follow_merges", "load_for"]
+__all__ = ["active_customer", "customer_of_part", "follow_merges", "load_for"]
 
 
 def active_customer(service: WritePath, customer_id: UUID) -> Customer:
@@ -78,3 +78,19 @@ def follow_merges(service: WritePath, record_id: UUID, customer_id: UUID, seen: 
             except IntegrityError:
                 continue  # the merge's sweep moved it meanwhile: read it again
         customer = service.load(customer.merged_into, Customer, None)
+
+
+def customer_of_part(service: WritePath, customer_id: UUID) -> Customer:
+    """The customer a record of its own (loyalty, cards, packages) is added to, named by the
+    path: 404 when unknown (the resource asked for), 409 when erased, merged away (naming
+    the survivor) or deleted."""
+    customer: Customer = service.load(customer_id, Customer, None)
+    if customer.erased:
+        raise ConflictError(
+            "customer is erased: nothing more can be recorded for it", field="erased"
+        )
+    if customer.merged_into is not None:
+        raise MergedCustomerError(customer.id, customer.merged_into)
+    if customer.deleted:
+        raise ConflictError("customer is deleted; restore it first", field="deleted")
+    return customer

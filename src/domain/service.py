@@ -16,10 +16,13 @@ from uuid import UUID
 from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 
 from domain.appointment_commands import AppointmentCommands
+from domain.card_commands import CardCommands
 from domain.conversation_commands import ConversationCommands
 from domain.erasure_commands import ErasureCommands
 from domain.file_commands import FileCommands
 from domain.key_ring import InMemoryKeyRing, KeyRing
+from domain.loyalty_commands import LoyaltyCommands
+from domain.package_commands import PackageCommands
 from domain.passwords import PasswordHasher
 from domain.pet_commands import PetCommands
 from domain.portal_commands import PortalCommands
@@ -56,6 +59,9 @@ class CustomerService(
     PetCommands,
     ConversationCommands,
     FileCommands,
+    LoyaltyCommands,
+    CardCommands,
+    PackageCommands,
 ):
     """The CRM's commands and queries over one event store."""
 

@@ -251,6 +251,8 @@ def _error_statuses(
     # 400 for any request: aiohttp's parser refuses a request line or header over 8190
     # bytes, or too many headers, before a handler runs.
     statuses = {400, 500, *declared.errors, *(s for s in declared.responses if s >= 400)}
+    # Any request: a card number in its path, query or logged headers (gateway.card_refusal).
+    statuses.add(422)
     if not public:
         statuses |= {401, 503}
     if has_roles:

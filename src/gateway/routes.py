@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import (
+    accounts,
     appointments,
     asyncapi,
     audit,
@@ -55,6 +56,7 @@ def add_routes(app: web.Application) -> None:
     pets.add_routes(app)
     conversations.add_routes(app)
     files.add_routes(app)
+    accounts.add_routes(app)
     portal.add_routes(app)
     search.add_routes(app)
     history.add_routes(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from infrastructure.eventstore import read_model_datastore
 from infrastructure.settings import Settings
+from projections.accounts import AccountsModel
 from projections.appointments import AppointmentsModel
 from projections.base import PoisonPolicy, ReadModel, read_model_schema
 from projections.conversations import ConversationsModel
@@ -23,6 +24,7 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     "pets": PetsModel,
     "conversations": ConversationsModel,
     "files": FilesModel,
+    "accounts": AccountsModel,
 }
 """One line per read model, e.g. `"search": SearchModel`."""
 

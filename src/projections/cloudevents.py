@@ -66,11 +66,20 @@ PUBLIC_AGGREGATES = (
     "ChatMessage",
     "SatisfactionScore",
     "CustomerFile",
+    "LoyaltyLedger",
+    "Package",
 )
 """Aggregates (by class name) whose events are published, in the AsyncAPI's order."""
-INTERNAL_AGGREGATES = ("Reservation", "IdempotentRequest", "PortalAccount", "StaffDay")
+INTERNAL_AGGREGATES = (
+    "Reservation",
+    "IdempotentRequest",
+    "PortalAccount",
+    "StaffDay",
+    "CardWallet",
+)
 """Bookkeeping and credentials: never published as events, though the relay steps over
-them (and a trigger may still ask for a notification, e.g. a portal invite)."""
+them (and a trigger may still ask for a notification, e.g. a portal invite). Stored cards
+are payment providers' tokens: what a charge is made with stays off the bus."""
 
 SOURCE = "/customers"
 """CloudEvents `source`: with `id`, what a consumer deduplicates on."""

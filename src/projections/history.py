@@ -36,6 +36,7 @@ from psycopg.types.json import Jsonb
 from domain.base import event_name
 from domain.customers import Customer
 from projections import (
+    account_history,
     conversation_history,
     customer_history,
     file_history,
@@ -53,6 +54,7 @@ _RECORDERS: dict[type[Any], Recorder] = {
     **conversation_history.RECORDERS,
     **merge_history.RECORDERS,
     **file_history.RECORDERS,
+    **account_history.RECORDERS,
 }
 """What each event type sets in its customer's history: one line per recorders' module."""
 

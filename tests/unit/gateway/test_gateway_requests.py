@@ -143,7 +143,7 @@ async def test_unknown_field_is_422_naming_it(client: Any) -> None:
 
 async def test_invalid_field_is_422_without_echoing_the_input(client: Any) -> None:
     """A field failing validation is named, and the value sent is not echoed back."""
-    response = await client.post("/note", json={"text": "4111111111111111", "urgent": "maybe"})
+    response = await client.post("/note", json={"text": "a note", "urgent": "maybe"})
     text = await response.text()
     assert response.status == 422
     assert orjson.loads(text)["errors"][0]["field"] == "urgent"
