@@ -237,7 +237,11 @@ async def buy_package(request: web.Request) -> web.Response:
         request,
         service_of(request).buy_package,
         customer_id,
-        **body.model_dump(),
+        name=body.name,
+        sessions=body.sessions,
+        service_id=body.service_id,
+        expires_at=body.expires_at,
+        price=body.price,
         idempotency=await idempotency_of(request),
     )
     location = f"/v1/customers/{customer_id}/packages/{receipt.aggregate_id}"

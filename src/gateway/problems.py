@@ -8,7 +8,8 @@ errors, pydantic errors and aiohttp's HTTP exceptions are mapped here, in one pl
 
     Problem                          as given
     NotFoundError                    404 not-found
-    ConflictError and subclasses     409 (field named; an invalid transition lists `allowed`)
+    ConflictError and subclasses     409 (field named; an invalid transition lists `allowed`,
+                                     a debit past the loyalty balance gives `balance`)
     VersionMismatchError             412 version-mismatch
     RuleViolationError, DomainError  422 rule-violation (field named)
     pydantic ValidationError         422 validation-failed, one entry per error
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from domain import errors as domain
 from domain.card_numbers import redact_card_numbers
+from domain.loyalty import InsufficientPointsError
 from gateway.keys import REQUEST_ID_KEY, RESPONSE_STARTED_KEY
 from infrastructure.database import DATABASE_UNAVAILABLE
 
@@ -238,6 +240,14 @@ def _conflict(exc: domain.ConflictError) -> Problem:
             return Problem(409, exc.message, slug="unique-value-taken", errors=_field(exc))
         case domain.ImmutableFieldError():
             return Problem(409, exc.message, slug="immutable-field", errors=_field(exc))
+        case InsufficientPointsError():
+            return Problem(
+                409,
+                exc.message,
+                slug="insufficient-points",
+                errors=_field(exc),
+                extensions={"balance": exc.balance},
+            )
         case _:
             return Problem(409, exc.message, errors=_field(exc))
 

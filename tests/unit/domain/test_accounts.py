@@ -57,7 +57,10 @@ def test_points_add_up_and_a_debit_past_the_balance_is_refused_naming_it(
     assert receipt.result["balance"] == 40
     with pytest.raises(InsufficientPointsError) as refused:
         service.record_loyalty_points(customer, -50, "too much")
-    assert (refused.value.message, refused.value.field) == ("balance is 40, cannot take 50", "points")
+    assert (refused.value.message, refused.value.field) == (
+        "balance is 40, cannot take 50",
+        "points",
+    )
     assert refused.value.balance == 40
     assert [e.points for e in ledger(service, customer).entries] == [100, -60]
 
@@ -269,9 +272,7 @@ def test_a_package_needs_sessions_a_name_and_a_future_expiry(
     assert refused.value.field == field
 
 
-def test_another_customers_package_is_not_found(
-    service: CustomerService, customer: UUID
-) -> None:
+def test_another_customers_package_is_not_found(service: CustomerService, customer: UUID) -> None:
     package_id = buy(service, customer)
     other = service.register_customer({"first_name": "Bo"}).aggregate_id
     with pytest.raises(NotFoundError):
