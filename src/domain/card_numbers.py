@@ -26,7 +26,7 @@ _CANDIDATE = re.compile(
     r"(?:\d{13,19}"
     r"|\d{4}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,4}(?:(?P=sep)\d{1,3})?"
     r"|\d{4}(?P<amex>[ -])\d{6}(?P=amex)\d{5})"
-    r"(?![\w\-.])"
+    r"(?![\w\-]|\.\d)"  # nor the head of one, or a decimal's integer part; a full stop may follow
 )
 _ISSUED = frozenset("123456")
 

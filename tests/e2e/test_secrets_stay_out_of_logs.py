@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from uuid import UUID
 
 import aiohttp
 import pytest
+from tests.e2e.processes import free_port, ready, stop, wait_for
 
 from domain.portal import PortalAccount, portal_account_id
 from infrastructure.database import drop_schema
@@ -39,29 +37,6 @@ from workers.__main__ import child_environment
 from workers.relay import RelayPositions
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -208,7 +183,7 @@ def test_no_secret_password_or_token_appears_in_any_log(
         timeout=120,
     )
     assert migrated.returncode == 0, migrated.stderr
-    port = _free_port()
+    port = free_port()
     logs = {name: server_data_dir / f"{name}.log" for name in ("gateway", "workers")}
     commands = {
         "gateway": [sys.executable, "-m", "gateway"],
@@ -225,7 +200,7 @@ def test_no_secret_password_or_token_appears_in_any_log(
                     stderr=subprocess.STDOUT,
                 )
         base = f"http://127.0.0.1:{port}"
-        _wait_for(lambda: _ready(base), 60, "the gateway to be ready")
+        wait_for(lambda: ready(base), 60, "the gateway to be ready")
         scenario = Scenario(base, stack_settings)
         asyncio.run(scenario.run())
         # The workers handle the same events (the relay unseals the link tokens).
@@ -233,18 +208,18 @@ def test_no_secret_password_or_token_appears_in_any_log(
         try:
             head = service.recorder.max_notification_id() or 0
             relay = RelayPositions(service.recorder.datastore, stack_settings.db_schema)  # type: ignore[attr-defined]
-            _wait_for(lambda: relay.load("relay") >= head, 60, "the relay to publish")
+            wait_for(lambda: relay.load("relay") >= head, 60, "the relay to publish")
         finally:
             service.close()
         for name in READ_MODELS:
             model = open_read_model(stack_settings, name)
             try:
-                _wait_for(lambda m=model: m.position() >= head, 60, f"{name} to catch up")
+                wait_for(lambda m=model: m.position() >= head, 60, f"{name} to catch up")
             finally:
                 model.datastore.close()
     finally:
         for process in processes.values():
-            _stop(process)
+            stop(process)
     output = b"".join(path.read_bytes() for path in logs.values())
     # The logs do cover the scenario: every request's path, with its customer id, is there.
     assert all(customer_id.encode() in output for customer_id in scenario.customer_ids)
@@ -254,20 +229,3 @@ def test_no_secret_password_or_token_appears_in_any_log(
     assert leaked == []
     # Nor a bearer token of any kind: a JWT's header is always this prefix.
     assert b"eyJhbGciOi" not in output
-
-
-def _ready(base: str) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=1):
-            pass
-    except OSError:
-        return False
-
-    async def ask() -> int:
-        async with aiohttp.ClientSession() as http, http.get(f"{base}/readyz") as answer:
-            return answer.status
-
-    try:
-        return asyncio.run(ask()) == 200
-    except aiohttp.ClientError:
-        return False

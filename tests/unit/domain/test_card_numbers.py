@@ -41,6 +41,8 @@ def test_every_networks_test_card_is_found(number: str) -> None:
         "3782 822463 10005",
         "card: 4111111111111111, exp 12/29",
         "please charge\n5555 5555 5555 4444 thanks",
+        "Please charge 4111111111111111.",
+        "4111111111111111.csv",
     ],
 )
 def test_numbers_as_people_write_them_are_found(written: str) -> None:
@@ -57,6 +59,7 @@ def test_numbers_as_people_write_them_are_found(written: str) -> None:
         "+4915112345678",  # a phone in E.164
         "4111 1111-1111 1111",  # mixed separators: not a copied card
         "order 4111111111111111x",  # part of a longer token
+        "4111111111111111.50",  # a decimal number
     ],
 )
 def test_what_is_not_a_card_number(text: str) -> None:
