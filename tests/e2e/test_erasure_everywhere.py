@@ -3,9 +3,10 @@ customer's email, phone or name, in clear or in the obvious encodings.
 
 A customer with every kind of personal data (profile, address, note, contact, equipment,
 appointment, ticket, portal invite, a pet and its vet, a logged call, chat both ways, a
-satisfaction comment, a file whose bytes hold the name) goes through the real event store,
-every read model (followed live) and the relay to a NATS of the test's own; the same
-search first finds the values everywhere (so it can fail), then finds none after the erasure.
+satisfaction comment, a file whose bytes hold the name, a loyalty entry, a stored card)
+goes through the real event store, every read model (followed live) and the relay to a
+NATS of the test's own; the same search first finds the values everywhere (so it can
+fail), then finds none after the erasure.
 """
 
 from __future__ import annotations
@@ -219,6 +220,19 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
                 {"score": 4, "comment": f"{first} {last} was happy", "ticket_id": ticket_id},
                 portal,
             ),
+            ("loyalty", {"points": 10, "reason": f"{first} {last} referred a friend"}, bearer()),
+            (
+                "cards",
+                {
+                    "provider": "stripe",
+                    "token": f"tok_{last}",
+                    "brand": "visa",
+                    "last4": "4242",
+                    "exp_month": 12,
+                    "exp_year": datetime.now(UTC).year + 2,
+                },
+                bearer(),
+            ),
         ):
             response = await client.post(f"{base}/{path}", json=payload, headers=headers)
             assert response.status == 201, await response.text()
@@ -256,6 +270,8 @@ async def test_after_an_erasure_no_table_and_no_message_holds_the_customer(
             f"{schema}_conversations.interactions",
             f"{schema}_conversations.messages",
             f"{schema}_conversations.satisfaction",
+            f"{schema}_accounts.loyalty_entries",
+            f"{schema}_accounts.cards",
         } <= tables, before
         assert {f"{schema}.file_chunks", f"{schema}_files.files"} <= tables, before
         marked = {hit for hit, found in before.items() if marker.encode() in found}
