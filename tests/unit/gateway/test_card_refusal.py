@@ -1,0 +1,112 @@
+"""The gateway refuses a full card number wherever a request carries it, before the handler
+runs, naming the place and never echoing the number; the access log redacts the path."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import pytest
+import structlog
+from aiohttp import web
+
+from domain.cards import BRANDS
+from gateway.account_schemas import Brand
+
+PROBLEM = "application/problem+json"
+CARD = "4111 1111 1111 1111"
+
+
+class Reached:
+    """Counts the requests that got to the handler."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handler(self, request: web.Request) -> web.Response:
+        self.count += 1
+        await request.read()
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def reached() -> Reached:
+    return Reached()
+
+
+@pytest.fixture
+async def client(make_client: Any, bearer: Any, reached: Reached) -> Any:
+    routes = [web.post("/echo", reached.handler), web.get("/echo/{rest}", reached.handler)]
+    test_client = await make_client(routes)
+    test_client.session.headers.update(bearer())
+    return test_client
+
+
+async def refused(response: Any) -> list[str | None]:
+    text = await response.text()
+    assert response.status == 422 and response.content_type == PROBLEM, text
+    assert "4111" not in text, "the number is never echoed, not even in `instance`"
+    return [e["field"] for e in (await response.json())["errors"]]
+
+
+async def test_a_body_field_is_named_and_the_handler_never_runs(
+    client: Any, reached: Reached
+) -> None:
+    body = {"name": "ok", "notes": [{"text": "fine"}, {"text": f"charge {CARD}."}]}
+    assert await refused(await client.post("/echo", json=body)) == ["notes[1].text"]
+    assert reached.count == 0
+
+
+async def test_a_key_a_number_and_a_malformed_body_are_refused(client: Any) -> None:
+    assert await refused(await client.post("/echo", json={"cf": {CARD: "x"}})) == ["cf.<key 0>"]
+    assert await refused(await client.post("/echo", json={"n": 4111111111111111})) == ["n"]
+    malformed = await client.post(
+        "/echo", data=f'{{"a": "{CARD}",'.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert await refused(malformed) == ["body"]
+    patch = await client.post(
+        "/echo",
+        data=f'{{"a": "{CARD}"}}'.encode(),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert await refused(patch) == ["a"]
+
+
+async def test_query_path_and_logged_headers_are_refused(client: Any) -> None:
+    assert await refused(await client.get("/echo/x", params={"q": CARD})) == ["q"]
+    assert await refused(await client.get("/echo/x", params={CARD: "1"})) == ["<query parameter 0>"]
+    assert await refused(await client.get("/echo/4111111111111111")) == ["path"]
+    for header in ("X-Request-ID", "Idempotency-Key", "Content-Disposition"):
+        response = await client.get("/echo/x", headers={header: "4111111111111111"})
+        assert await refused(response) == [header]
+
+
+async def test_the_request_id_and_path_are_not_logged_as_sent(client: Any) -> None:
+    with structlog.testing.capture_logs() as logs:
+        response = await client.get(
+            "/echo/4111-1111-1111-1111", headers={"X-Request-ID": "4111111111111111"}
+        )
+    assert response.status == 422
+    assert response.headers["X-Request-ID"] != "4111111111111111"
+    access = [line for line in logs if line.get("event") == "request"]
+    assert access and access[0]["path"] == "/echo/<card number>"
+    assert "4111" not in str(logs)
+
+
+async def test_ordinary_requests_pass(client: Any, reached: Reached) -> None:
+    """Phone numbers, ids, long order numbers and text bodies are not card numbers."""
+    body = {"phone": "+4915112345678", "order": "4111111111111112", "id": "0" * 16}
+    assert (await client.post("/echo", json=body)).status == 200
+    text = await client.post("/echo", data=CARD.encode(), headers={"Content-Type": "text/plain"})
+    assert text.status == 200, "not JSON: its handler judges it (415 for a JSON endpoint)"
+    assert reached.count == 2
+
+
+async def test_an_anonymous_caller_gets_401_before_the_body_is_read(client: Any) -> None:
+    response = await client.post(
+        "/echo", json={"a": CARD}, headers={"Authorization": "Bearer nope"}
+    )
+    assert response.status == 401
+
+
+def test_the_documented_brands_are_the_domains() -> None:
+    assert set(get_args(Brand)) == set(BRANDS)
