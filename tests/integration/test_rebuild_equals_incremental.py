@@ -1,11 +1,11 @@
 """A rebuild from position 0 gives the same tables as the read models kept up incrementally.
 
 Hypothesis writes command sequences through the service (customers, their parts, pets,
-appointments, tickets, interactions, chat and scores, files, merges, including commands
-the domain refuses); after every few commands each read model catches up in small batches
-of a drawn size, as a live follower would; then each is rebuilt from position 0
-(`projections.rebuild.rebuild`, what `customers projections rebuild` runs) and every row
-of every table is compared.
+appointments, tickets, interactions, chat and scores, files, merges, loyalty points,
+cards, packages and erasures, including commands the domain refuses); after every few
+commands each read model catches up in small batches of a drawn size, as a live
+follower would; then each is rebuilt from position 0 (`projections.rebuild.rebuild`,
+what `customers projections rebuild` runs) and every row of every table is compared.
 """
 
 from __future__ import annotations
@@ -35,7 +35,16 @@ from projections.base import ReadModel
 from projections.catalog import READ_MODELS, open_read_model
 from projections.rebuild import catch_up, rebuild
 
-MODELS = ("search", "history", "appointments", "tickets", "pets", "conversations", "files")
+MODELS = (
+    "search",
+    "history",
+    "appointments",
+    "tickets",
+    "pets",
+    "conversations",
+    "files",
+    "accounts",
+)
 UNCOMPARED = frozenset({"tracking", "schema_migrations"})
 """Bookkeeping tables: the tracking rows differ by batch boundaries, by design."""
 
@@ -53,6 +62,8 @@ class World:
     files: list[tuple[UUID, UUID]] = field(default_factory=list)
     """(customer id, file id) of each file uploaded and not deleted yet."""
     parts: dict[UUID, list[tuple[str, UUID]]] = field(default_factory=dict)
+    packages: list[tuple[UUID, UUID]] = field(default_factory=list)
+    """(customer id, package id)."""
 
     def customer(self, pick: int) -> UUID | None:
         return self.customers[pick % len(self.customers)] if self.customers else None
@@ -270,6 +281,36 @@ def _delete_file(world: World, pick: int, text: str) -> None:
     world.service.delete_file(customer_id, file_id, expected_version=1)
 
 
+def _account(world: World, customer_id: UUID, pick: int, text: str) -> None:
+    service = world.service
+    match pick % 7:
+        case 0 | 1:
+            service.record_loyalty_points(customer_id, pick % 50 - 20 or 1, text or "visit")
+        case 2:
+            card = {"provider": "stripe", "brand": "visa", "last4": f"{pick % 10000:04d}"}
+            service.add_card(customer_id, token=f"tok{pick}", exp_month=12, exp_year=2040, **card)
+        case 3:
+            wallet = service._wallet(customer_id)
+            if wallet is not None and wallet.cards:
+                card_id = sorted(wallet.cards, key=str)[pick % len(wallet.cards)]
+                service.remove_card(customer_id, card_id, expected_version=wallet.version)
+        case 4:
+            receipt = service.buy_package(
+                customer_id, name=text or "wash", sessions=1 + pick % 3, price=Decimal(pick % 90)
+            )
+            world.packages.append((customer_id, receipt.aggregate_id))
+        case 5:
+            if world.packages:
+                owner, package_id = world.packages[pick % len(world.packages)]
+                if pick % 4:
+                    service.use_package_session(owner, package_id)
+                else:
+                    version = service.repository.get(package_id).version
+                    service.deactivate_package(owner, package_id, expected_version=version)
+        case _:
+            service.erase_customer(customer_id, expected_version=world.version(customer_id))
+
+
 STEPS: tuple[Step, ...] = (
     _register,
     _register,
@@ -287,6 +328,8 @@ STEPS: tuple[Step, ...] = (
     _on_customer(_converse),
     _on_customer(_upload_file),
     _delete_file,
+    _on_customer(_account),
+    _on_customer(_account),
 )
 
 commands = st.lists(
