@@ -5,7 +5,8 @@ expiry. A full number (PAN) in any text it is sent is a mistake to refuse, not t
 once in an event it would live in the log for ever.
 
 "Looks like" means 13 to 19 digits that pass the Luhn check and start as issued cards do
-(1 UATP, 2-6 the card networks: 0, 7, 8 and 9 are not card ranges), written either as one
+(1 UATP, 2-6 the card networks: 0, 7, 8 and 9 are not card ranges; of 15 digits only UATP,
+Amex and Maestro, so a phone's IMEI is no card), written either as one
 run of digits or in the groups people copy from a card (4-4-4-4[-3], Amex's 4-6-5), with
 single spaces or dashes. A run inside a longer token (a UUID's groups, a word, a `+49...`
 phone number) is not a card: the false refusals cost a user more than the rule gains.
@@ -29,6 +30,10 @@ _CANDIDATE = re.compile(
     r"(?![\w\-]|\.\d)"  # nor the head of one, or a decimal's integer part; a full stop may follow
 )
 _ISSUED = frozenset("123456")
+_FIFTEEN_DIGITS = ("1", "34", "37", "5", "6")
+"""How cards of 15 digits start: UATP, Amex, Maestro. An IMEI, a phone's 15-digit serial
+that passes Luhn too and which a repair shop writes down daily, starts otherwise (35, 49,
+01, 86...)."""
 
 
 def looks_like_card_number(text: str) -> bool:
@@ -37,9 +42,15 @@ def looks_like_card_number(text: str) -> bool:
         return False
     for match in _CANDIDATE.finditer(text):
         digits = re.sub(r"[ -]", "", match.group())
-        if 13 <= len(digits) <= 19 and digits[0] in _ISSUED and luhn.is_valid(digits):
+        if _issued(digits) and luhn.is_valid(digits):
             return True
     return False
+
+
+def _issued(digits: str) -> bool:
+    if not 13 <= len(digits) <= 19 or digits[0] not in _ISSUED:
+        return False
+    return len(digits) != 15 or digits.startswith(_FIFTEEN_DIGITS)
 
 
 def redact_card_numbers(text: str) -> str:
