@@ -93,8 +93,8 @@ async def test_the_request_id_and_path_are_not_logged_as_sent(client: Any) -> No
 
 
 async def test_ordinary_requests_pass(client: Any, reached: Reached) -> None:
-    """Phone numbers, ids, long order numbers and text bodies are not card numbers."""
-    body = {"phone": "+4915112345678", "order": "4111111111111112", "id": "0" * 16}
+    """Phone numbers, IMEIs, long order numbers and text bodies are not card numbers."""
+    body = {"phone": "+4915112345678", "order": "4111111111111112", "imei": "356938035643809"}
     assert (await client.post("/echo", json=body)).status == 200
     text = await client.post("/echo", data=CARD.encode(), headers={"Content-Type": "text/plain"})
     assert text.status == 200, "not JSON: its handler judges it (415 for a JSON endpoint)"
