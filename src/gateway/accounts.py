@@ -132,7 +132,7 @@ async def record_points(request: web.Request) -> web.Response:
 async def loyalty_tab(request: web.Request) -> web.Response:
     customer_id = require_visible_customer(request, path_uuid(request))
     query = parse_query(request, PageQuery)
-    rows, next_cursor = await _page(request, entries_statement, customer_id, query)
+    rows, next_cursor = await _page(request, entries_statement, "recorded_at", customer_id, query)
     head = await _one(request, balance_statement, customer_id)
     return json_response(
         LoyaltyPage(
@@ -208,7 +208,7 @@ async def remove_card(request: web.Request) -> web.Response:
 async def cards_tab(request: web.Request) -> web.Response:
     customer_id = require_visible_customer(request, path_uuid(request))
     query = parse_query(request, PageQuery)
-    rows, next_cursor = await _page(request, cards_statement, customer_id, query)
+    rows, next_cursor = await _page(request, cards_statement, "added_at", customer_id, query)
     wallet = await _one(request, wallet_statement, customer_id)
     hide_tokens = customer_scope(request) is not None
     items = [CardOut.model_validate({**row, "token": None} if hide_tokens else row) for row in rows]
@@ -318,9 +318,8 @@ async def packages_tab(request: web.Request) -> web.Response:
 
 
 async def _page(
-    request: web.Request, statement: Statement, customer_id: UUID, query: PageQuery
+    request: web.Request, statement: Statement, key: str, customer_id: UUID, query: PageQuery
 ) -> tuple[list[dict[str, Any]], str | None]:
-    key = "recorded_at" if statement is entries_statement else "added_at"
     return await fetch_page(
         request, READ_MODEL, statement, CustomerCriteria(customer_id), query, key_column=key
     )

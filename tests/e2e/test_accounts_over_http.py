@@ -223,6 +223,10 @@ async def test_a_customer_adds_and_lists_its_own_cards_without_tokens(
     ]
     staff_view = await tab(client, bearer(), base, position)
     assert staff_view["items"][0]["token"] == CARD["token"]
+    removed = await client.delete(
+        f"{base}/{added['card_id']}", headers={**own, "If-Match": f'"{added["version"]}"'}
+    )
+    assert (await ok(removed))["version"] == added["version"] + 1
     other = f"/v1/customers/{await customer(client, bearer)}/cards"
     await problem(await client.post(other, json=CARD, headers=own), 404)
     await problem(await client.get(other, headers=own), 404)
