@@ -5,10 +5,11 @@ The processes are the ones production runs (`python -m gateway`, `python -m work
 all`), at the production log level and format, on a schema of the test's own. Test card
 numbers of three networks, written as one run of digits, in groups of four with spaces
 and with dashes, are sent in every kind of place a request carries data: names, notes,
-custom field values and keys, tickets, appointments, loyalty reasons, card tokens,
-package names, a merge patch, a number where a number is expected, a malformed body, the
-login, a CSV import (cell and header), a query string, the path, and the headers that
-are logged or stored (X-Request-ID, Idempotency-Key, an import's file name). Every table
+custom field values and keys, tickets, appointments, pets and their vet, logged calls,
+chat messages, satisfaction comments, loyalty reasons, card tokens, package names, a
+merge patch, a number where a number is expected, a malformed body, the login, a CSV
+import (cell and header), a query string, the path, and the headers that are logged or
+stored (X-Request-ID, Idempotency-Key, an import's file name). Every table
 of every schema of the stack is then searched (text, bytea raw and in hex, base64), and
 all the processes' output, for each number as digits and as sent. A value that was stored
 (the name of a customer registered alongside) is found by the same search: it can fail.
@@ -63,6 +64,7 @@ def stack_settings(
         nats_url=nats_url,
         db_schema=f"{db_schema}_cards",
         log_format="json",
+        business_type="pet_care",  # the pets routes too
     )
     yield settings
     for name in READ_MODELS:
@@ -177,6 +179,34 @@ class Scenario:
                     "json": {"points": 5, "reason": sent},
                 },
                 "reason",
+            ),
+            (
+                {
+                    "method": "POST",
+                    "url": f"/v1/customers/{cid}/pets",
+                    "json": {"name": "Rex", "species": "dog", "vet": {"name": sent}},
+                },
+                "vet.name",
+            ),
+            (
+                {
+                    "method": "POST",
+                    "url": f"/v1/customers/{cid}/interactions",
+                    "json": {"kind": "call", "direction": "inbound", "summary": sent},
+                },
+                "summary",
+            ),
+            (
+                {"method": "POST", "url": f"/v1/customers/{cid}/messages", "json": {"text": sent}},
+                "text",
+            ),
+            (
+                {
+                    "method": "POST",
+                    "url": f"/v1/customers/{cid}/satisfaction",
+                    "json": {"score": 5, "comment": sent},
+                },
+                "comment",
             ),
             (
                 {"method": "POST", "url": f"/v1/customers/{cid}/cards", "json": self._card(sent)},
@@ -363,7 +393,7 @@ def test_a_card_number_anywhere_is_refused_and_kept_nowhere(
         for process in processes.values():
             stop(process)
     # Every kind of place, for every form of every number, was refused naming its field.
-    assert len(scenario.answers) == len(NUMBERS) * 3 * 20
+    assert len(scenario.answers) == len(NUMBERS) * 3 * 24
     output = b"".join(path.read_bytes() for path in logs.values())
     # The logs do cover the scenario: its requests, with the customer's id in their paths.
     assert b'"status":422' in output and scenario.customer_id.encode() in output
