@@ -334,3 +334,25 @@ async def test_the_history_shows_points_cards_and_sessions(client: Client, beare
     assert changes[f"cards[{card['card_id']}].last4"] == "4242"
     assert changes[f"packages[{bought['id']}].sessions_left"] == 1
     assert not any(CARD["token"] in str(row) for row in history["items"]), "never the token"
+
+
+async def test_a_merged_away_customer_takes_nothing_naming_the_survivor(
+    client: Client, bearer: Bearer
+) -> None:
+    """Points, cards and packages for a tombstone: 409 naming the survivor (not moved)."""
+    survivor, merged = await customer(client, bearer), await customer(client, bearer)
+    body = {"from": [merged], "versions": {merged: 1}}
+    response = await client.post(
+        f"/v1/customers/{survivor}/merge", json=body, headers={**bearer(), "If-Match": '"1"'}
+    )
+    assert response.status == 200, await response.text()
+    base = f"/v1/customers/{merged}"
+    for path, part in (
+        ("loyalty", {"points": 1, "reason": "x"}),
+        ("cards", CARD),
+        ("packages", {"name": "wash", "sessions": 1}),
+    ):
+        refused = await problem(
+            await client.post(f"{base}/{path}", json=part, headers=bearer()), 409
+        )
+        assert fields(refused) == ["merged_into"] and survivor in refused["detail"]
