@@ -17,7 +17,10 @@ record or a read model. Where each place is checked:
 
 Other headers are neither stored nor logged, so they are not searched. Bodies of other
 types are either refused by their handler (415) without being kept, or are uploaded files,
-which their own module judges.
+which their own module judges. So are the bodies of operations that declare a body other
+than a JSON model (a file upload, a CSV import), whatever type they are sent as: their
+handlers stream them with limits of their own, which reading them here would override
+(and the stream would be empty for the handler after it).
 
 The middleware runs inside authentication: an anonymous caller gets its 401 without the
 body being read at all.
@@ -32,6 +35,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from domain.card_numbers import card_number_fields, looks_like_card_number
+from gateway.operations import operation_of
 from gateway.problems import FieldError, Problem
 from gateway.requests import read_body
 
@@ -89,7 +93,7 @@ def _in_headers(request: web.Request) -> list[str]:
 
 
 async def _in_body(request: web.Request) -> list[str]:
-    if not request.body_exists or not _is_json(request.content_type):
+    if not request.body_exists or not _is_json(request.content_type) or _streams_body(request):
         return []
     # Read once here; aiohttp keeps the bytes, so the handler's read gets the same body.
     body = await read_body(request)
@@ -100,6 +104,12 @@ async def _in_body(request: web.Request) -> list[str]:
         text = body.decode("utf-8", errors="replace")
         return ["body"] if looks_like_card_number(text) else []
     return list(card_number_fields(data))
+
+
+def _streams_body(request: web.Request) -> bool:
+    """Whether the handler declares a body that is not a JSON model: it streams it itself."""
+    declared = operation_of(request.match_info.handler)
+    return declared is not None and declared.request is not None and declared.request.model is None
 
 
 def _is_json(content_type: str) -> bool:
