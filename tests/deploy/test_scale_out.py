@@ -460,13 +460,11 @@ def scale_database(server_data_dir: Path) -> Iterator[str]:
     if configured:
         yield from _database_on(configured)
         return
-    server = EmbeddedPostgres(server_data_dir / "postgres", keep_data=False)
+    server = EmbeddedPostgres(
+        server_data_dir / "postgres", keep_data=False, max_connections=MAX_CONNECTIONS
+    )
     try:
         server.start()
-        with psycopg.connect(server.url, autocommit=True) as connection:
-            connection.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
-        server.stop()
-        server.start()  # max_connections takes a restart
         yield server.url
     finally:
         server.close()

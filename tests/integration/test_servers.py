@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from infrastructure.database import check_postgres
-from infrastructure.servers import local_servers
+from infrastructure.servers import MAX_CONNECTIONS, local_servers
 from infrastructure.settings import Settings
 
 
@@ -83,6 +83,22 @@ def test_embedded_postgres_keeps_its_data_across_a_stop_and_restart(
             with psycopg.connect(servers.database_url) as connection:
                 assert connection.execute("SELECT n FROM kept").fetchall() == [(42,)]
     assert not (server_data_dir / "postgres").exists()
+
+
+@pytest.mark.slow
+def test_embedded_postgres_allows_the_connections_every_follower_needs(
+    server_data_dir: Path,
+) -> None:
+    """The default 100 is less than the gateway and a workers' process with every follower
+    hold; the embedded server starts with MAX_CONNECTIONS, also after a restart."""
+    with local_servers(server_data_dir, keep_data=False) as servers:
+        assert servers.postgres is not None
+        for _ in range(2):
+            with psycopg.connect(servers.database_url) as connection:
+                row = connection.execute("SHOW max_connections").fetchone()
+                assert row is not None and int(row[0]) == MAX_CONNECTIONS
+            servers.postgres.stop()
+            servers.postgres.start()
 
 
 @pytest.mark.slow
