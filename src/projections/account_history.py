@@ -20,7 +20,7 @@ from projections.history_fields import Fields, Recorders, as_json, removed_field
 
 __all__ = ["RECORDERS"]
 
-RECORDERS = Recorders()
+RECORDERS = Recorders(personal=("loyalty[*].reason", "cards[*].last4", "cards[*].expiry"))
 """What each loyalty, card and package event sets in the customer's history."""
 
 

@@ -15,7 +15,9 @@ from projections.history_fields import Fields, Recorders, as_json
 
 __all__ = ["RECORDERS"]
 
-RECORDERS = Recorders()
+RECORDERS = Recorders(
+    personal=("interactions[*].summary", "messages[*].text", "satisfaction[*].comment")
+)
 """What each event of these aggregates sets in the customer's history."""
 
 

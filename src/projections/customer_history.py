@@ -30,6 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.customers import CONSENT_TOPICS, Customer
+from domain.personal_data import ADDRESS_FIELDS, CONTACT_FIELDS, EQUIPMENT_FIELDS, PROFILE_FIELDS
 from domain.values import InstalledSystem, Profile
 from projections.history_fields import (
     MASK,
@@ -43,8 +44,20 @@ from projections.history_fields import (
 
 __all__ = ["RECORDERS", "SYSTEM_FIELDS", "profile_fields", "system_fields"]
 
-RECORDERS = Recorders()
-"""What each `Customer` event sets in the customer's history."""
+RECORDERS = Recorders(
+    personal=(
+        *(name for name in PROFILE_FIELDS if name != "custom_fields"),
+        "custom_fields.*",
+        *(f"addresses[*].{name}" for name in ADDRESS_FIELDS),
+        *(f"contacts[*].{name}" for name in CONTACT_FIELDS),
+        *(f"systems[*].{name}" for name in EQUIPMENT_FIELDS),
+        "notes[*].text",
+        "block_reason",
+        "key_custody.location",
+        "credits[*].reason",
+    )
+)
+"""What each `Customer` event sets in the customer's history (a merge's fields too)."""
 
 _PROFILE_RANK = {name: rank for rank, name in enumerate(Profile.field_names())}
 _CUSTOM_FIELDS = len("custom_fields.")

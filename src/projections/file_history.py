@@ -12,7 +12,7 @@ from projections.history_fields import Fields, Recorders, removed_fields
 
 __all__ = ["RECORDERS"]
 
-RECORDERS = Recorders()
+RECORDERS = Recorders(personal=("files[*].name",))
 """What each `CustomerFile` event sets in the customer's history."""
 
 

@@ -9,8 +9,9 @@ The field names and what each event type sets come from recorders (`history_fiel
 customer's own events in `customer_history`, each other aggregate's in a module of its own,
 joined in `_RECORDERS` below.
 
-An erasure (`erased: true`) nulls every `from` and `to` of the customer's earlier rows: what
-changed, when and by whom stays; the values do not.
+An erasure (`erased: true`) nulls every `from` and `to` of the customer's earlier rows and
+drops their personal fields (each recorders' table names them): what changed, when and by
+whom stays; the values do not. A rebuild, reading the redacted events, writes the same rows.
 
 Empty values (null, "", [], {}) all read as null, so a registration lists every non-empty
 field `from: null` and a removed part lists each of its fields `to: null`. Changes follow
@@ -44,19 +45,23 @@ from projections import (
     pet_history,
 )
 from projections.base import Batch, ReadModel
-from projections.history_fields import MASK, Fields, Recorder, Renewed
+from projections.history_fields import MASK, Fields, Recorder, Recorders, Renewed, field_patterns
 
 __all__ = ["MASK", "HistoryModel", "subject_of"]
 
-_RECORDERS: dict[type[Any], Recorder] = {
-    **customer_history.RECORDERS,
-    **pet_history.RECORDERS,
-    **conversation_history.RECORDERS,
-    **merge_history.RECORDERS,
-    **file_history.RECORDERS,
-    **account_history.RECORDERS,
-}
-"""What each event type sets in its customer's history: one line per recorders' module."""
+_TABLES: tuple[Recorders, ...] = (
+    customer_history.RECORDERS,
+    pet_history.RECORDERS,
+    conversation_history.RECORDERS,
+    merge_history.RECORDERS,
+    file_history.RECORDERS,
+    account_history.RECORDERS,
+)
+"""Every aggregate's recorders: one line per recorders' module."""
+_RECORDERS: dict[type[Any], Recorder] = {k: v for table in _TABLES for k, v in table.items()}
+"""What each event type sets in its customer's history."""
+_PERSONAL = field_patterns(tuple(p for table in _TABLES for p in table.personal))
+"""The fields an erasure drops from the customer's earlier rows (the others lose values)."""
 
 _EMPTY_TYPES = frozenset({str, list, dict})
 _UNSET = object()
@@ -161,11 +166,13 @@ class HistoryModel(ReadModel):
     def _redact_rows(self) -> sql.Composed:
         return sql.SQL(
             "UPDATE {} AS h SET changes = (SELECT coalesce(jsonb_agg(jsonb_build_object("
-            "'field', item.change->'field', 'from', null, 'to', null)), '[]'::jsonb)"
-            " FROM jsonb_array_elements(h.changes) AS item(change))"
+            "'field', item.change->'field', 'from', null, 'to', null) ORDER BY item.n),"
+            " '[]'::jsonb)"
+            " FROM jsonb_array_elements(h.changes) WITH ORDINALITY AS item(change, n)"
+            " WHERE item.change->>'field' !~ {})"
             " FROM json_to_recordset(%s::json) AS e(c uuid, p bigint)"
             " WHERE h.customer_id = e.c AND h.position < e.p"
-        ).format(self.table("history"))
+        ).format(self.table("history"), sql.Literal(_PERSONAL))
 
     def _snapshots(self, cursor: Cursor[Any], customer_ids: Iterable[UUID]) -> dict[UUID, Fields]:
         # An array literal built here (psycopg's list adaptation costs more than the query)

@@ -15,6 +15,7 @@ ids as strings (`as_json`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,6 +29,7 @@ __all__ = [
     "Recorders",
     "Renewed",
     "as_json",
+    "field_patterns",
     "part_fields",
     "removed_fields",
 ]
@@ -49,7 +51,16 @@ class Recorders(dict[type[Any], Recorder]):
 
     A dict by exact type rather than singledispatch: dispatch runs once per event of a
     rebuild, and singledispatch walks the class's MRO on every call.
+
+    `personal` names the fields whose values are personal data (`domain.personal_data`),
+    as patterns: `[*]` any part id, a final `*` any key (`pets[*].vet.*`). An erasure drops
+    them from the customer's earlier rows: rebuilt from the redacted events they would not
+    be there at all (a redacted value is empty), so kept-up and rebuilt rows stay equal.
     """
+
+    def __init__(self, *, personal: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.personal = personal
 
     def __call__(self, event_type: type[Any]) -> Callable[[R], R]:
         def register(recorder: R) -> R:
@@ -65,6 +76,15 @@ class Renewed(NamedTuple):
     """A value listed as changed even when it reads the same (a new secret behind the mask)."""
 
     value: Any
+
+
+def field_patterns(patterns: tuple[str, ...]) -> str:
+    """One regular expression (PostgreSQL's and Python's) matching any of `patterns`."""
+    alternatives = [
+        re.escape(p).replace(re.escape("[*]"), r"\[[^]]+\]").replace(re.escape("*"), ".+")
+        for p in patterns
+    ]
+    return "^(" + "|".join(alternatives) + ")$" if alternatives else "^$.^"
 
 
 def part_fields(collection: str, part_id: UUID, part: Any) -> Fields:

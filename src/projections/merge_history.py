@@ -22,7 +22,7 @@ from projections.history_fields import Fields, Recorders, as_json, part_fields, 
 
 __all__ = ["RECORDERS"]
 
-RECORDERS = Recorders()
+RECORDERS = Recorders()  # its fields are the customer's: customer_history names the personal ones
 """What the merge events of `Customer` set in the histories of both sides."""
 
 

@@ -15,7 +15,9 @@ from projections.history_fields import Fields, Recorders, as_json, removed_field
 
 __all__ = ["RECORDERS"]
 
-RECORDERS = Recorders()
+RECORDERS = Recorders(
+    personal=("pets[*].name", "pets[*].breed", "pets[*].birthday", "pets[*].notes", "pets[*].vet.*")
+)
 """What each `Pet` event sets in the customer's history."""
 
 _PLAIN = ("name", "species", "breed", "birthday", "notes")

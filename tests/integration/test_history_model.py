@@ -544,3 +544,34 @@ def _change(service: CustomerService, customer: Customer, round_: int) -> None:
             customer.set_custom_price("cleaning", Decimal(round_))
         case _:
             customer.add_credit(Decimal("5.00"), "goodwill")
+
+
+def test_an_erased_customers_history_reads_the_same_kept_up_as_rebuilt(stack: Stack) -> None:
+    """Kept up, the rows were written from clear events and redacted at the erasure; rebuilt,
+    they come from the redacted events. Both must end as the same rows."""
+    service = stack.service
+    customer_id = register(
+        service, last_name="Lovelace", email="ada@example.com", group="vip", tax_id="GB1"
+    )
+    service.add_note(customer_id, "calls after six", urgent=True)
+    service.change_profile(
+        customer_id,
+        {"email": "ada@lovelace.org", "group": "gold"},
+        expected_version=2,
+        consent_channel="staff",
+    )
+    kept_up = stack.model()
+    stack.follow(kept_up)
+    version = service.get_customer(customer_id).version
+    service.erase_customer(customer_id, expected_version=version)
+    stack.follow(kept_up)
+    rebuilt = stack.model("history_rebuilt")
+    stack.follow(rebuilt)
+
+    def rows(model: HistoryModel) -> list[tuple[Any, ...]]:
+        return [(r["position"], r["type"], r["changes"]) for r in history(model, customer_id)]
+
+    assert rows(kept_up) == rows(rebuilt)
+    listed = {c["field"] for r in history(kept_up, customer_id) for c in r["changes"]}
+    assert "group" in listed, "what is nobody's personal data stays listed, without values"
+    assert all(c["from"] is c["to"] is None for r in rows(kept_up)[:-1] for c in r[2])
