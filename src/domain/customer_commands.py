@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.customers import Customer
+from domain.duplicates import DuplicateLookup, NewCustomer
 from domain.errors import (
     ConflictError,
     DomainError,
@@ -28,6 +30,20 @@ from domain.write_path import Change, Idempotency, Receipt, WritePath
 __all__ = ["CustomerCommands"]
 
 
+class _Unset:
+    """No likely duplicates given: the registration looks them up itself."""
+
+
+_UNSET = _Unset()
+
+
+@dataclass(frozen=True)
+class _Registration:
+    profile: Profile
+    addresses: list[Address]
+    given_number: int | None
+
+
 class CustomerCommands(WritePath):
     """The customer part of the service; the settings it reads are set by the service."""
 
@@ -37,6 +53,8 @@ class CustomerCommands(WritePath):
     next_customer_number: Callable[[], int]
     phone_region: str
     newsletter_default: bool
+    duplicate_lookup: DuplicateLookup
+    """Likely duplicates of new customers among the known ones (a read model's query)."""
 
     # ---- registration and profile ---------------------------------------------------------
 
@@ -47,8 +65,10 @@ class CustomerCommands(WritePath):
         *,
         customer_id: UUID | None = None,
     ) -> Receipt:
-        """Register a customer, reserving its email, mobile phone, username and number."""
-        return self.execute(self._registration(fields, customer_id), idempotency)
+        """Register a customer, reserving its email, mobile phone, username and number; the
+        answer names its likely duplicates among the customers known (or None: unchecked)."""
+        registration = self._registration_of(fields)
+        return self.execute(self._registration(registration, customer_id), idempotency)
 
     def register_customers(
         self, registrations: Sequence[tuple[UUID, Mapping[str, Any]]]
@@ -58,22 +78,27 @@ class CustomerCommands(WritePath):
 
         A given id that already exists refuses the save like a taken value, so a batch
         run twice cannot register anyone twice; the caller finds such customers by id.
+        The likely duplicates of the whole batch are looked up at once.
         """
-        attempts: list[Callable[[], Change]] = []
+        checked: dict[int, tuple[UUID, _Registration]] = {}
         refusals: dict[int, DomainError] = {}
         for index, (customer_id, fields) in enumerate(registrations):
             try:
-                attempts.append(self._registration(fields, customer_id))
+                checked[index] = (customer_id, self._registration_of(fields))
             except DomainError as refused:
                 refusals[index] = refused
+        found = self.duplicate_lookup(
+            [NewCustomer(i, r.profile, r.addresses) for i, r in checked.values()]
+        )
+        attempts = [
+            self._registration(registration, customer_id, found[n] if found else None)
+            for n, (customer_id, registration) in enumerate(checked.values())
+        ]
         outcomes = iter(self.execute_batch(attempts))
         return [refusals.get(i) or next(outcomes) for i in range(len(registrations))]
 
-    def _registration(
-        self, fields: Mapping[str, Any], customer_id: UUID | None
-    ) -> Callable[[], Change]:
-        """Check the fields (refusing with the field's name) and return the attempt that
-        decides the registration; a given customer id is used by every attempt."""
+    def _registration_of(self, fields: Mapping[str, Any]) -> _Registration:
+        """The registration's values, checked (refusing with the field's name)."""
         values = self._normalised(dict(fields))
         addresses = [Address(address_id=uuid4(), **a) for a in values.pop("addresses", ())]
         given_number = values.pop("customer_number", None)
@@ -84,12 +109,30 @@ class CustomerCommands(WritePath):
         # A missing first_name is refused by check_rules like a blank one.
         profile = Profile.from_dict({"first_name": None, **values})
         profile.check_rules()
+        return _Registration(profile, addresses, given_number)
 
+    def _registration(
+        self,
+        registration: _Registration,
+        customer_id: UUID | None,
+        likely_duplicates: list[dict[str, Any]] | _Unset | None = _UNSET,
+    ) -> Callable[[], Change]:
+        """The attempt that decides the registration; a given customer id is used by every
+        attempt. Its likely duplicates are looked up by the first attempt, unless given."""
+        profile, addresses, given_number = (
+            registration.profile,
+            registration.addresses,
+            registration.given_number,
+        )
         tries = 0
+        duplicates = likely_duplicates
 
         def attempt() -> Change:
-            nonlocal tries
+            nonlocal tries, duplicates
             tries += 1
+            if isinstance(duplicates, _Unset):
+                found = self.duplicate_lookup([NewCustomer(customer_id, profile, addresses)])
+                duplicates = found[0] if found is not None else None
             # The first try reads nothing: it claims every value as new and lets the event
             # store's unique key judge. Only after a refusal are the reservations read, to
             # reclaim released values or to say which value is taken. (A refused first try
@@ -118,7 +161,12 @@ class CustomerCommands(WritePath):
             return Change(
                 customer.id,
                 customer.version,
-                {"id": customer.id, "customer_number": number, "version": customer.version},
+                {
+                    "id": customer.id,
+                    "customer_number": number,
+                    "version": customer.version,
+                    "likely_duplicates": duplicates,
+                },
                 [customer, *claims],
             )
 

@@ -18,6 +18,7 @@ from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 from domain.appointment_commands import AppointmentCommands
 from domain.card_commands import CardCommands
 from domain.conversation_commands import ConversationCommands
+from domain.duplicates import not_checked
 from domain.erasure_commands import ErasureCommands
 from domain.file_commands import FileCommands
 from domain.key_ring import InMemoryKeyRing, KeyRing
@@ -92,6 +93,8 @@ class CustomerService(
         self.clock = clock or _utc_now
         """Now, for rules such as "no reschedule after the start"; tests move it."""
         self.password_hasher = password_hasher or PasswordHasher()
+        self.duplicate_lookup = not_checked
+        """Set by whoever has the duplicates read model (`projections.duplicate_queries`)."""
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ShreddingMapper(

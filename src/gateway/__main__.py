@@ -26,6 +26,7 @@ def main() -> None:
     from infrastructure.eventstore import build_service_once_reachable
     from infrastructure.logs import configure_logging
     from infrastructure.settings import load_settings
+    from projections.duplicate_queries import attach_duplicate_lookup
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -37,6 +38,7 @@ def main() -> None:
     # Started before its database (a reboot, `compose up`): wait for it rather than exit.
     service = build_service_once_reachable(settings)
     assert service is not None  # without a stop event it only returns a service
+    attach_duplicate_lookup(service, settings.db_schema)
     app = create_app(settings, service=service, readiness_checks=checks)
     # First in, so last out: the pool closes after the thread pool has drained its calls.
     app.cleanup_ctx.insert(0, _closing(service.close))

@@ -36,6 +36,7 @@ from gateway.keys import SETTINGS_KEY
 from gateway.operations import Body, operation
 from gateway.problems import FieldError, Problem
 from gateway.requests import json_response, parse_query, path_uuid
+from gateway.schemas import LikelyDuplicateOut
 from gateway.threads import run_sync
 from gateway.uploads import body_chunks, receive
 from infrastructure.imports import ImportStore, ImportSummary, NewImport, import_id_of
@@ -88,6 +89,9 @@ class ImportRow(BaseModel):
     """The customer created, or for a duplicate the existing customer it matches."""
     errors: list[FieldError] | None = None
     """Why the row was not imported, naming the field (null for the row as a whole)."""
+    likely_duplicates: list[LikelyDuplicateOut] | None = None
+    """A created row's likely duplicates among the customers known when it was registered
+    (as registration reports them); absent when they could not be looked up."""
 
 
 class ImportCounts(BaseModel):

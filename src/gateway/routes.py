@@ -16,6 +16,7 @@ from gateway import (
     conversations,
     customers,
     docs,
+    duplicates,
     erasure,
     export,
     files,
@@ -60,4 +61,5 @@ def add_routes(app: web.Application) -> None:
     portal.add_routes(app)
     search.add_routes(app)
     history.add_routes(app)
+    duplicates.add_routes(app)
     audit.add_routes(app)

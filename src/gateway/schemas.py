@@ -181,10 +181,34 @@ class CreditIn(_In):
 # ---- responses ------------------------------------------------------------------------
 
 
+class DuplicateReasonOut(BaseModel):
+    reason: Literal[
+        "same_phone",
+        "same_email",
+        "same_tax_id",
+        "similar_name_same_address",
+        "similar_name_same_company",
+    ]
+    detail: str
+    """Which fields matched (`mobile_phone ~ phone`), or how alike the names are: never
+    the values themselves."""
+
+
+class LikelyDuplicateOut(BaseModel):
+    customer_id: UUID
+    score: float = Field(ge=0, le=1)
+    """0 to 1: how likely the two records are one customer."""
+    reasons: list[DuplicateReasonOut]
+
+
 class RegisteredOut(BaseModel):
     id: UUID
     customer_number: int
     version: int
+    likely_duplicates: list[LikelyDuplicateOut] | None = None
+    """Known customers this one is likely a duplicate of, best first: a warning, not a
+    refusal. Read from the duplicates view when the registration was decided, so a
+    customer registered moments before may be missing; null when it could not be read."""
 
 
 class CommandOut(BaseModel):

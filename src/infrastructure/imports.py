@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS {schema}.customer_import_rows (
     errors jsonb,
     PRIMARY KEY (import_id, row_number)
 );
+-- Added with the duplicates read model: a created row's likely duplicates.
+ALTER TABLE {schema}.customer_import_rows ADD COLUMN IF NOT EXISTS likely_duplicates jsonb;
 CREATE INDEX IF NOT EXISTS customer_import_rows_pending_idx
     ON {schema}.customer_import_rows (import_id, row_number) WHERE status = 'pending';
 """
@@ -122,6 +124,8 @@ class RowOutcome:
     """The row's encoded registration fields while it is pending."""
     attempted: bool = False
     """A worker started registering it before (and may have, before a crash)."""
+    likely_duplicates: list[dict[str, Any]] | None = None
+    """A created row's likely duplicates among the customers known when it was registered."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,8 @@ class ImportStore:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(
                 sql.SQL(
-                    "SELECT row_number AS row, status, customer_id, errors FROM {}"
+                    "SELECT row_number AS row, status, customer_id, errors, likely_duplicates"
+                    " FROM {}"
                     " WHERE import_id = %s AND row_number > %s AND {}"
                     " ORDER BY row_number LIMIT %s"
                 ).format(self._rows, condition),
@@ -298,6 +303,7 @@ class ImportStore:
                 "status": o.status,
                 "customer_id": str(o.customer_id) if o.customer_id else None,
                 "errors": o.errors,
+                "likely_duplicates": o.likely_duplicates,
             }
             for o in outcomes
         ]
@@ -305,9 +311,10 @@ class ImportStore:
             cursor.execute(
                 sql.SQL(
                     "UPDATE {rows} r SET status = o.status, customer_id = o.customer_id,"
-                    " errors = o.errors, fields = NULL"
+                    " errors = o.errors, likely_duplicates = o.likely_duplicates, fields = NULL"
                     " FROM jsonb_to_recordset(%s::jsonb)"
-                    " AS o(row integer, status text, customer_id uuid, errors jsonb)"
+                    " AS o(row integer, status text, customer_id uuid, errors jsonb,"
+                    " likely_duplicates jsonb)"
                     " WHERE r.import_id = %s AND r.row_number = o.row AND r.status = 'pending'"
                     " RETURNING o.status"
                 ).format(rows=self._rows),

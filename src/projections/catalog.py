@@ -8,6 +8,7 @@ from projections.accounts import AccountsModel
 from projections.appointments import AppointmentsModel
 from projections.base import PoisonPolicy, ReadModel, read_model_schema
 from projections.conversations import ConversationsModel
+from projections.duplicates import DuplicatesModel
 from projections.files import FilesModel
 from projections.history import HistoryModel
 from projections.pets import PetsModel
@@ -25,6 +26,7 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     "conversations": ConversationsModel,
     "files": FilesModel,
     "accounts": AccountsModel,
+    "duplicates": DuplicatesModel,
 }
 """One line per read model, e.g. `"search": SearchModel`."""
 

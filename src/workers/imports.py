@@ -150,7 +150,15 @@ class ImportWorker:
 
 def _outcome(row: int, result: Receipt | DomainError) -> RowOutcome:
     if isinstance(result, Receipt):
-        return RowOutcome(row, "created", customer_id=result.aggregate_id)
+        likely = result.result.get("likely_duplicates")
+        return RowOutcome(
+            row,
+            "created",
+            customer_id=result.aggregate_id,
+            likely_duplicates=[{**d, "customer_id": str(d["customer_id"])} for d in likely]
+            if likely is not None
+            else None,
+        )
     errors = [{"field": result.field, "message": result.message}]
     if isinstance(result, UniqueValueTakenError):
         return RowOutcome(row, "duplicate", customer_id=result.holder_id, errors=errors)

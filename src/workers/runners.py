@@ -20,6 +20,7 @@ from infrastructure.eventstore import build_service_once_reachable
 from infrastructure.settings import Settings
 from projections.base import PoisonEventError, PoisonPolicy
 from projections.catalog import READ_MODELS, open_read_model
+from projections.duplicate_queries import attach_duplicate_lookup
 from workers.follower import Follower, Sink
 from workers.imports import ImportWorker
 from workers.relay import check_relay_settings, open_relay
@@ -90,6 +91,8 @@ def run_followers(
         if name != IMPORT_WORKER
     ]
     if IMPORT_WORKER in names:
+        # Its created rows report their likely duplicates, as registrations over HTTP do.
+        attach_duplicate_lookup(service, settings.db_schema)
         threads.append(
             threading.Thread(
                 target=_keep_importing, args=(settings, service, stop), name=IMPORT_WORKER

@@ -19,6 +19,7 @@ from infrastructure.eventstore import build_service, migrate_event_store
 from infrastructure.settings import Settings
 from projections.base import ReadModel
 from projections.catalog import open_read_model
+from projections.duplicate_queries import attach_duplicate_lookup
 from workers.follower import Follower
 
 Bearer = Callable[..., dict[str, str]]
@@ -46,6 +47,7 @@ def service(api_settings: Settings) -> Iterator[CustomerService]:
     """The service on a migrated schema, shared by the session's tests (ids are random)."""
     migrate_event_store(api_settings)
     service = build_service(api_settings)
+    attach_duplicate_lookup(service, api_settings.db_schema)
     yield service
     service.close()
 
