@@ -44,6 +44,7 @@ MODELS = (
     "conversations",
     "files",
     "accounts",
+    "duplicates",
 )
 UNCOMPARED = frozenset({"tracking", "schema_migrations"})
 """Bookkeeping tables: the tracking rows differ by batch boundaries, by design."""
@@ -82,6 +83,9 @@ def _register(world: World, pick: int, text: str) -> None:
             "last_name": f"Lovelace {pick}",
             "email": f"u{pick}-{secrets.token_hex(3)}@example.com" if pick % 2 else None,
             "mobile_phone": f"+1415555{pick % 10000:04d}" if pick % 3 else None,
+            # Another customer's mobile as a landline, a shared tax id: likely duplicates.
+            "phone": f"+1415555{(pick + 1) % 10000:04d}" if pick % 5 == 0 else None,
+            "tax_id": f"TAX-{pick % 3}000" if pick % 7 == 0 else None,
             "company_name": "Analytical Engines" if pick % 4 == 0 else None,
             "addresses": [{"kind": "billing", "line1": "1 High St", "city": text or "Paris"}],
         }
@@ -102,6 +106,8 @@ def _change_profile(world: World, customer_id: UUID, pick: int, text: str) -> No
     changes: dict[str, Any] = {"group": text or None, "newsletter": pick % 2 == 0}
     if pick % 3 == 0:
         changes["company_name"] = f"{text} Repairs"
+    if pick % 5 == 0:
+        changes["phone"] = f"+1415555{pick % 10000:04d}" if pick % 2 else None
     world.service.change_profile(customer_id, changes, expected_version=world.version(customer_id))
 
 
@@ -118,7 +124,10 @@ def _add_part(world: World, customer_id: UUID, pick: int, text: str) -> None:
         system = {"system_type": text or "alarm", "secret": "pw" if pick % 2 else None}
         part_id = service.install_system(customer_id, system).result["system_id"]
     else:
-        part_id = service.add_contact(customer_id, {"name": text or "Bob"}).result["contact_id"]
+        contact = {"name": text or "Bob", "email": f"c{pick % 5}@example.com"}
+        if pick % 3:
+            contact["phone"] = f"+1415555{pick % 10000:04d}"
+        part_id = service.add_contact(customer_id, contact).result["contact_id"]
     world.parts.setdefault(customer_id, []).append((kind, part_id))
 
 
@@ -144,7 +153,7 @@ def _change_or_remove_part(world: World, customer_id: UUID, pick: int, text: str
 
 def _lifecycle(world: World, customer_id: UUID, pick: int, text: str) -> None:
     service, version = world.service, world.version(customer_id)
-    match pick % 6:
+    match pick % 7:
         case 0:
             service.delete_customer(customer_id, expected_version=version)
         case 1:
@@ -153,6 +162,8 @@ def _lifecycle(world: World, customer_id: UUID, pick: int, text: str) -> None:
             service.block_customer(customer_id, text or None, expected_version=version)
         case 3:
             service.unblock_customer(customer_id, expected_version=version)
+        case 6:
+            service.erase_customer(customer_id, expected_version=version)
         case 4:
             service.add_credit(customer_id, Decimal(pick % 50), text or "goodwill")
         case _:
@@ -448,3 +459,27 @@ def tables(model: ReadModel) -> dict[str, list[str]]:
 def test_every_read_model_is_compared() -> None:
     """The comparison covers each read model the workers run (a new one joins it here)."""
     assert set(MODELS) == set(READ_MODELS)
+
+
+def test_the_duplicates_model_rebuilt_after_a_busy_sequence_matches_its_increments(
+    make_settings: Any, database_url: str
+) -> None:
+    """A sequence written to pair customers every way (phones, tax ids, contacts, names at
+    one address) and unpair them (changes, removals, delete, restore, erase): rebuilt, the
+    duplicates model equals its increments at batch sizes 1, 3 and 50, and holds pairs."""
+    register, profile, part, remove, lifecycle = (0, 2, 3, 4, 5)
+    steps = [(register, pick, text, 0) for pick, text in enumerate(["Ada"] * 8 + ["Zoë"] * 4)]
+    steps += [(register, 21, "Ada", 1), (register, 35, "Ada", 0)]
+    steps += [(part, pick, "Bob", pick % 2) for pick in (3, 7, 11, 15, 8, 20)]
+    steps += [(profile, pick, "Ada", 0) for pick in (5, 10, 15)]
+    steps += [(remove, pick, "", 1) for pick in (3, 8)]
+    steps += [(lifecycle, pick, "", pick % 2) for pick in (0, 7, 1, 13, 6, 20)]
+    for batch_size in (1, 3, 50):
+        with fresh_world(make_settings, database_url) as (world_settings, service):
+            live = {"duplicates": open_read_model(world_settings, "duplicates")}
+            try:
+                live["duplicates"].migrate()
+                run_and_compare(world_settings, World(service), live, steps, batch_size)
+                assert tables(live["duplicates"])["pairs"], "the sequence made no pair"
+            finally:
+                live["duplicates"].datastore.close()
