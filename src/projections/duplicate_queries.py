@@ -70,7 +70,8 @@ class DuplicateLookup:
             return found
         try:
             with self._datastore.transaction(commit=False) as cursor:
-                cursor.execute("SELECT set_config('statement_timeout', %s, true)", (str(TIMEOUT_MS),))
+                timeout = str(TIMEOUT_MS)
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
                 cursor.execute(
                     self._select(cursor),
                     {"keys": _json(keys), "names": _json(names)},

@@ -9,9 +9,11 @@ def test_a_landline_and_a_mobile_with_the_same_digits_are_one_phone_key() -> Non
     """Phones arrive in E.164 from either field: their digits are the key, wherever typed."""
     one = match_keys({"mobile_phone": "+14155552671"})
     other = match_keys({"phone": "+1 415 555 2671"})
-    assert {(k.kind, k.key) for k in one} == {(k.kind, k.key) for k in other} == {
-        ("phone", "14155552671")
-    }
+    assert (
+        {(k.kind, k.key) for k in one}
+        == {(k.kind, k.key) for k in other}
+        == {("phone", "14155552671")}
+    )
     assert {k.source for k in one | other} == {"mobile_phone", "phone"}
 
 
@@ -37,13 +39,13 @@ def test_tax_ids_compare_by_letters_and_digits_and_short_ones_are_ignored() -> N
 
 
 def test_company_names_compare_without_legal_form_or_punctuation() -> None:
-    """"Acme, Inc." and "ACME LLC" are one company; a name that is only a legal form is none."""
+    """ "Acme, Inc." and "ACME LLC" are one company; a name that is only a legal form is none."""
     assert match_keys({"company_name": "Acme, Inc."}) == match_keys({"company_name": "ACME llc"})
     assert match_keys({"company_name": "Ltd."}) == set()
 
 
 def test_addresses_compare_street_with_postal_code_and_with_city() -> None:
-    """"12 St James Square, London" and "12 st. james sq" in London share a key; a street
+    """ "12 St James Square, London" and "12 st. james sq" in London share a key; a street
     with neither postal code nor city gives none."""
     one = match_keys({}, addresses=[("12 St James Square", None, "London")])
     other = match_keys({}, addresses=[("12 st. james sq", "SW1Y 4LB", "london")])
@@ -75,13 +77,13 @@ def test_a_shared_phone_counts_less_when_the_names_differ() -> None:
 
 
 def test_an_address_or_company_alone_never_pairs_different_names() -> None:
-    """"John Smith" and "Jane Smith" (0.47 alike) at one address and one company: no pair."""
+    """ "John Smith" and "Jane Smith" (0.47 alike) at one address and one company: no pair."""
     assert assess([("address", "address", "address")], name_similarity=0.47) is None
     assert assess([("company", "company_name", "dba_name")], name_similarity=0.3) is None
 
 
 def test_similar_names_at_one_address_or_company_are_a_reason() -> None:
-    """"Jon Smith" and "John Smith" (0.62) at one address; identical names at one company."""
+    """ "Jon Smith" and "John Smith" (0.62) at one address; identical names at one company."""
     at_address = assess([("address", "address", "address")], name_similarity=0.62)
     at_company = assess([("company", "company_name", "company_name")], name_similarity=1.0)
     assert at_address is not None and at_company is not None
