@@ -19,7 +19,7 @@ async def test_registration_answers_201_with_location_etag_and_position(
     response = await register(client, bearer, registration())
     body = await response.json()
     assert response.status == 201
-    assert set(body) == {"id", "customer_number", "version"}
+    assert set(body) == {"id", "customer_number", "version", "likely_duplicates"}
     assert body["version"] == 1 and body["customer_number"] > 0
     assert response.headers["Location"] == f"/v1/customers/{body['id']}"
     assert response.headers["ETag"] == '"1"'
