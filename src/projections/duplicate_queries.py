@@ -4,8 +4,10 @@
 known customers the new ones are likely duplicates of: their match keys are looked up in
 `match_keys` (an index lookup per key, one statement for a whole batch) and each customer
 found is scored by `domain.duplicates.assess`, as the read model scores its pairs. It
-reads the read model as it is: a customer registered a moment ago in another request may
-not be in it yet (eventually consistent). It never holds a registration up for long: past
+counts no key already held by `MAX_HOLDERS` customers (it would be common), so a
+registration looks at no more than that many candidates per key. It reads the read model
+as it is: a customer registered a moment ago in another request may not be in it yet
+(eventually consistent). It never holds a registration up for long: past
 `TIMEOUT_MS`, or with no read model built yet, the answer is None ("not checked").
 """
 
@@ -25,7 +27,7 @@ from psycopg import sql
 from domain.duplicates import NewCustomer, assess, full_name, match_keys
 from domain.service import CustomerService
 from projections.base import read_model_schema
-from projections.duplicates import COMPARED_FIELDS, trgm_schema
+from projections.duplicates import COMPARED_FIELDS, holder_limits, holders_count, trgm_schema
 
 __all__ = [
     "MAX_LIKELY",
@@ -74,7 +76,11 @@ class DuplicateLookup:
                 cursor.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
                 cursor.execute(
                     self._select(cursor),
-                    {"keys": _json(keys), "names": _json(names)},
+                    {
+                        "keys": _json(keys),
+                        "names": _json(names),
+                        **holder_limits(),
+                    },
                 )
                 rows = cursor.fetchall()
         except PersistenceError as error:
@@ -100,22 +106,25 @@ class DuplicateLookup:
     def _select(self, cursor: Any) -> sql.Composed:
         if self._statement is None:
             self._statement = sql.SQL(
-                "SELECT q.row, k.customer_id,"
-                " jsonb_agg(DISTINCT jsonb_build_array(k.kind, q.source, k.source)) AS matches,"
+                "WITH q AS (SELECT * FROM jsonb_to_recordset(%(keys)s::jsonb)"
+                " AS q(row integer, kind text, key text, source text)),"
+                # A key that would be common once this customer holds it pairs nobody.
+                " usable AS MATERIALIZED (SELECT * FROM q WHERE {holders} < %(max)s)"
+                " SELECT u.row, k.customer_id,"
+                " jsonb_agg(DISTINCT jsonb_build_array(k.kind, u.source, k.source)) AS matches,"
                 " {trgm}.similarity(n.name, c.full_name) AS name_similarity"
-                " FROM jsonb_to_recordset(%(keys)s::jsonb)"
-                " AS q(row integer, kind text, key text, source text)"
-                " JOIN {keys} k ON k.kind = q.kind AND k.key = q.key"
+                " FROM usable u JOIN {keys} k ON k.kind = u.kind AND k.key = u.key"
                 " JOIN {customers} c ON c.customer_id = k.customer_id"
                 " JOIN jsonb_to_recordset(%(names)s::jsonb) AS n(row integer, name text, id uuid)"
-                " ON n.row = q.row"
+                " ON n.row = u.row"
                 # An import's row run again after a crash may find its own customer.
                 " WHERE n.id IS NULL OR k.customer_id <> n.id"
-                " GROUP BY q.row, k.customer_id, n.name, c.full_name"
+                " GROUP BY u.row, k.customer_id, n.name, c.full_name"
             ).format(
                 trgm=sql.Identifier(trgm_schema(cursor)),
                 keys=sql.Identifier(self._schema, "match_keys"),
                 customers=sql.Identifier(self._schema, "customers"),
+                holders=holders_count(sql.Identifier(self._schema, "match_keys"), "q"),
             )
         return self._statement
 

@@ -6,13 +6,19 @@ normalised identifying values of every active customer (`domain.duplicates.match
 btree-indexed by (kind, key); `pairs` one row per unordered pair (low id < high id) with
 its score (0 to 1) and reasons (`domain.duplicates.assess`).
 
-A batch is applied set-wise, in four statements whatever its size: the customers it
-touches are read once and changed in memory in log order; then their pairs and keys are
-deleted (an erased customer's row too), their rows and keys written back, the customers
-sharing a key with them found by one join on `match_keys`, scored, and their pairs
-inserted. Every pair of a customer is recomputed whenever the customer changes and a
-pair's score depends on its two customers alone, so the tables are a function of the
-customers' current facts: a rebuild gives what the increments gave.
+A key held by more than `MAX_HOLDERS` customers is common (a company's name on all its
+staff's records, a placeholder phone): it identifies nobody and no pair counts it.
+
+A batch is applied set-wise, in six statements or so whatever its size: the customers it
+touches are read once and changed in memory in log order; the keys they had or have are
+counted (common or not); their pairs and keys are deleted (an erased customer's row too),
+their rows and keys written back, the keys counted again; then the customers sharing a
+usable key with them are found by one join on `match_keys`, scored, and their pairs
+inserted. A key that became common, or stopped being so, has its other holders (at most
+`MAX_HOLDERS` of them) re-paired too. So every pair is recomputed whenever one of its
+customers or a key it counts changes, and a pair's score depends on its two customers and
+whether their shared keys are common: the tables are a function of the customers'
+current facts, and a rebuild gives what the increments gave.
 
 A deleted customer keeps its row but no keys: it leaves every pair and comes back into
 them when restored. An erased one leaves nothing here at all.
@@ -32,7 +38,15 @@ from domain.duplicates import assess, full_name, match_keys
 from projections.base import Batch, ReadModel
 from projections.search_query import TRGM_SCHEMA_QUERY
 
-__all__ = ["COMPARED_FIELDS", "DuplicatesModel", "row_keys", "trgm_schema"]
+__all__ = [
+    "COMPARED_FIELDS",
+    "MAX_HOLDERS",
+    "DuplicatesModel",
+    "holder_limits",
+    "holders_count",
+    "row_keys",
+    "trgm_schema",
+]
 
 COMPARED_FIELDS = (
     "first_name",
@@ -46,7 +60,14 @@ COMPARED_FIELDS = (
 )
 """Profile fields the match keys and names come from."""
 
+MAX_HOLDERS = 20
+"""A key more customers than this share (one company's name on the records of all its
+staff, a placeholder phone) identifies none of them: no pair counts it. It also bounds
+the work of a registration: a key never brings more than this many candidates."""
+
 Row = dict[str, Any]
+Key = tuple[str, str]
+"""(kind, key) of a match key."""
 _ERASED = "_erased"
 """Marks a row to delete rather than write back."""
 
@@ -76,6 +97,7 @@ class DuplicatesModel(ReadModel):
             return
         registered = {e.originator_id for e in relevant if isinstance(e, Customer.Registered)}
         rows = self._load(cursor, {e.originator_id for e in relevant} - registered)
+        before = {(k.kind, k.key) for row in rows.values() if row["active"] for k in row_keys(row)}
         for event in relevant:
             if isinstance(event, Customer.Registered):
                 rows[event.originator_id] = _registered(event)
@@ -84,7 +106,7 @@ class DuplicatesModel(ReadModel):
             if row is None:
                 raise MissingRowError(f"no duplicates row for customer {event.originator_id}")
             _CHANGES[type(event)](row, event)
-        self._save(cursor, rows)
+        self._save(cursor, rows, before)
 
     # ---- reading and writing a batch's customers ---------------------------------------------
 
@@ -108,10 +130,15 @@ class DuplicatesModel(ReadModel):
             for row in cursor.fetchall()
         }
 
-    def _save(self, cursor: Cursor[Any], rows: dict[UUID, Row]) -> None:
+    def _save(self, cursor: Cursor[Any], rows: dict[UUID, Row], before: set[Key]) -> None:
+        """Write the batch's customers back; re-pair them, and the holders of every key that
+        became common or stopped being so."""
         changed = list(rows)
         erased = [i for i, row in rows.items() if row.get(_ERASED)]
         kept = [row for row in rows.values() if not row.get(_ERASED)]
+        active_rows = [row for row in kept if row["active"]]
+        touched = before | {(k.kind, k.key) for row in active_rows for k in row_keys(row)}
+        common_before = self._common(cursor, touched)
         cursor.execute(
             sql.SQL(
                 "WITH pairs AS (DELETE FROM {pairs}"
@@ -125,13 +152,26 @@ class DuplicatesModel(ReadModel):
             ),
             {"ids": changed, "erased": erased},
         )
-        if not kept:
-            return
+        if kept:
+            self._write(cursor, kept, active_rows)
+        crossed = common_before ^ self._common(cursor, touched)
+        others = self._holders(cursor, crossed) - set(changed)
+        if others:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE low = ANY(%(ids)s) OR high = ANY(%(ids)s)").format(
+                    self.table("pairs")
+                ),
+                {"ids": list(others)},
+            )
+        again = [row["customer_id"] for row in active_rows] + sorted(others)
+        if again:
+            self._pair(cursor, again)
+
+    def _write(self, cursor: Cursor[Any], kept: list[Row], active_rows: list[Row]) -> None:
         records = [_record(row) for row in kept]
         keys = [
             {"customer_id": row["customer_id"], "kind": k.kind, "key": k.key, "source": k.source}
-            for row in kept
-            if row["active"]
+            for row in active_rows
             for k in sorted(row_keys(row))
         ]
         cursor.execute(
@@ -151,29 +191,56 @@ class DuplicatesModel(ReadModel):
             ).format(customers=self.table("customers"), keys=self.table("match_keys")),
             {"rows": _json(records), "keys": _json(keys)},
         )
-        active = [row["customer_id"] for row in kept if row["active"]]
-        if active:
-            self._pair(cursor, active)
+
+    def _common(self, cursor: Cursor[Any], keys: set[Key]) -> set[Key]:
+        """Which of these keys more than MAX_HOLDERS customers hold (each count stops there)."""
+        if not keys:
+            return set()
+        cursor.execute(
+            sql.SQL(
+                "SELECT t.kind, t.key FROM jsonb_to_recordset(%(keys)s::jsonb)"
+                " AS t(kind text, key text) WHERE {holders} > %(max)s"
+            ).format(holders=holders_count(self.table("match_keys"), "t")),
+            {"keys": _json([{"kind": k, "key": v} for k, v in sorted(keys)]), **holder_limits()},
+        )
+        return {(row["kind"], row["key"]) for row in cursor.fetchall()}
+
+    def _holders(self, cursor: Cursor[Any], keys: set[Key]) -> set[UUID]:
+        if not keys:
+            return set()
+        cursor.execute(
+            sql.SQL(
+                "SELECT DISTINCT k.customer_id FROM {} k JOIN jsonb_to_recordset(%s::jsonb)"
+                " AS t(kind text, key text) ON k.kind = t.kind AND k.key = t.key"
+            ).format(self.table("match_keys")),
+            (_json([{"kind": k, "key": v} for k, v in sorted(keys)]),),
+        )
+        return {row["customer_id"] for row in cursor.fetchall()}
 
     def _pair(self, cursor: Cursor[Any], ids: list[UUID]) -> None:
         """Find, score and insert the pairs of these (active) customers."""
         cursor.execute(
             sql.SQL(
-                "SELECT k1.customer_id AS one, k2.customer_id AS other,"
+                "WITH mine AS (SELECT kind, key, customer_id, source FROM {keys}"
+                " WHERE customer_id = ANY(%(ids)s)),"
+                " usable AS (SELECT kind, key FROM (SELECT DISTINCT kind, key FROM mine) m"
+                " WHERE {holders} <= %(max)s)"
+                " SELECT k1.customer_id AS one, k2.customer_id AS other,"
                 " jsonb_agg(DISTINCT jsonb_build_array(k1.kind, k1.source, k2.source)) AS matches,"
                 " {trgm}.similarity(c1.full_name, c2.full_name) AS name_similarity"
-                " FROM {keys} k1 JOIN {keys} k2 ON k2.kind = k1.kind AND k2.key = k1.key"
+                " FROM mine k1 JOIN usable u ON u.kind = k1.kind AND u.key = k1.key"
+                " JOIN {keys} k2 ON k2.kind = k1.kind AND k2.key = k1.key"
                 " AND k2.customer_id <> k1.customer_id"
                 " JOIN {customers} c1 ON c1.customer_id = k1.customer_id"
                 " JOIN {customers} c2 ON c2.customer_id = k2.customer_id"
-                " WHERE k1.customer_id = ANY(%s)"
                 " GROUP BY k1.customer_id, k2.customer_id, c1.full_name, c2.full_name"
             ).format(
                 trgm=sql.Identifier(self.trgm_schema(cursor)),
                 keys=self.table("match_keys"),
                 customers=self.table("customers"),
+                holders=holders_count(self.table("match_keys"), "m"),
             ),
-            (ids,),
+            {"ids": ids, **holder_limits()},
         )
         pairs: dict[tuple[UUID, UUID], Row] = {}
         for found in cursor.fetchall():
@@ -211,6 +278,20 @@ def trgm_schema(cursor: Cursor[Any]) -> str:
     if found is None:
         raise LookupError("the pg_trgm extension is not installed")
     return str(found["schema"])
+
+
+def holder_limits() -> dict[str, int]:
+    """The parameters `holders_count` and the common-key tests take."""
+    return {"max": MAX_HOLDERS, "cap": MAX_HOLDERS + 1}
+
+
+def holders_count(keys_table: sql.Composable, alias: str) -> sql.Composed:
+    """How many customers hold `alias`'s (kind, key), counted up to %(cap)s only: an index
+    range of at most that many entries, however common the key."""
+    return sql.SQL(
+        "(SELECT count(*) FROM (SELECT DISTINCT h.customer_id FROM {} h"
+        " WHERE h.kind = {alias}.kind AND h.key = {alias}.key LIMIT %(cap)s) n)"
+    ).format(keys_table, alias=sql.Identifier(alias))
 
 
 def row_keys(row: Row) -> set[Any]:

@@ -22,6 +22,7 @@ from tests.e2e.answers import ok, problem
 from domain.service import CustomerService
 from infrastructure.settings import Settings
 from projections.base import ReadModel
+from projections.duplicates import MAX_HOLDERS
 from workers.imports import ImportWorker
 
 Client = TestClient[Any, Any]
@@ -182,6 +183,23 @@ async def test_one_name_at_one_company_pairs_and_colleagues_do_not(api: Api) -> 
     assert pairs[second["id"]]["score"] == 0.8
     assert await api.duplicates_of(colleague["id"]) == []
     assert await api.duplicates_of(namesake["id"]) == []
+
+
+async def test_a_company_on_more_than_twenty_records_pairs_none_of_them(api: Api) -> None:
+    """Twenty "Pat Doe"s of one company pair with each other; a twenty-first makes the
+    company common and unpairs them all; a delete back to twenty pairs them again."""
+    company = f"Megacorp {secrets.token_hex(4)}"
+    staff = [
+        await api.register(first_name="Pat", last_name="Doe", company_name=company)
+        for _ in range(MAX_HOLDERS)
+    ]
+    first = staff[0]["id"]
+    assert set(await api.paired_with(first)) == {s["id"] for s in staff[1:]}
+    extra = await api.register(first_name="Pat", last_name="Doe", company_name=company)
+    assert await api.duplicates_of(first) == []
+    assert await api.duplicates_of(extra["id"]) == []
+    await api.call("DELETE", f"/v1/customers/{extra['id']}", headers=await api.etag(extra["id"]))
+    assert set(await api.paired_with(first)) == {s["id"] for s in staff[1:]}
 
 
 async def test_a_shared_tax_id_pairs_whatever_the_names(api: Api) -> None:
