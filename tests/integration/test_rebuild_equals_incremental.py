@@ -32,8 +32,8 @@ from domain.tickets import TRANSITIONS
 from infrastructure.database import drop_schema
 from infrastructure.eventstore import build_service, migrate_event_store
 from infrastructure.settings import Settings
-from projections.base import ReadModel
 from projections import duplicates
+from projections.base import ReadModel
 from projections.catalog import READ_MODELS, open_read_model
 from projections.rebuild import catch_up, rebuild
 
