@@ -7,8 +7,8 @@ found is scored by `domain.duplicates.assess`, as the read model scores its pair
 counts no key already held by `MAX_HOLDERS` customers (it would be common), so a
 registration looks at no more than that many candidates per key. It reads the read model
 as it is: a customer registered a moment ago in another request may not be in it yet
-(eventually consistent). It never holds a registration up for long: past
-`TIMEOUT_MS`, or with no read model built yet, the answer is None ("not checked").
+(eventually consistent). With no read model built yet (or the database in trouble)
+the answer is None ("not checked").
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from projections.duplicates import COMPARED_FIELDS, holder_limits, holders_count
 __all__ = [
     "MAX_LIKELY",
     "SUMMARY",
-    "TIMEOUT_MS",
     "DuplicateLookup",
     "PairCriteria",
     "attach_duplicate_lookup",
@@ -41,8 +40,6 @@ __all__ = [
 
 MAX_LIKELY = 10
 """Likely duplicates a registration reports, best first."""
-TIMEOUT_MS = 300
-"""The look-up's time limit inside a registration."""
 SUMMARY = ("customer_number", "first_name", "last_name", "email", "mobile_phone", "city")
 """What a list shows of each customer of a pair (with its id)."""
 
@@ -71,9 +68,9 @@ class DuplicateLookup:
         if not keys:
             return found
         try:
-            with self._datastore.transaction(commit=False) as cursor:
-                timeout = str(TIMEOUT_MS)
-                cursor.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
+            # One statement, no transaction around it: one round trip on the registration's
+            # path. It needs no time limit: it reads at most a few index entries per key.
+            with self._datastore.cursor() as cursor:
                 cursor.execute(
                     self._select(cursor),
                     {
@@ -84,8 +81,8 @@ class DuplicateLookup:
                 )
                 rows = cursor.fetchall()
         except PersistenceError as error:
-            # Not built yet, too slow, or the database in trouble: the registration goes on
-            # and says its duplicates were not checked.
+            # Not built yet, or the database in trouble: the registration goes on and says
+            # its duplicates were not checked.
             _log.warning("duplicates_not_checked", error=str(error).splitlines()[0])
             return None
         for match in rows:
@@ -113,7 +110,8 @@ class DuplicateLookup:
                 " SELECT u.row, k.customer_id,"
                 " jsonb_agg(DISTINCT jsonb_build_array(k.kind, u.source, k.source)) AS matches,"
                 " {trgm}.similarity(n.name, c.full_name) AS name_similarity"
-                " FROM usable u JOIN {keys} k ON k.kind = u.kind AND k.key = u.key"
+                " FROM usable u CROSS JOIN LATERAL (SELECT customer_id, kind, source FROM {keys} k"
+                " WHERE k.kind = u.kind AND k.key = u.key LIMIT %(rows)s) k"
                 " JOIN {customers} c ON c.customer_id = k.customer_id"
                 " JOIN jsonb_to_recordset(%(names)s::jsonb) AS n(row integer, name text, id uuid)"
                 " ON n.row = u.row"

@@ -9,16 +9,17 @@ its score (0 to 1) and reasons (`domain.duplicates.assess`).
 A key held by more than `MAX_HOLDERS` customers is common (a company's name on all its
 staff's records, a placeholder phone): it identifies nobody and no pair counts it.
 
-A batch is applied set-wise, in six statements or so whatever its size: the customers it
-touches are read once and changed in memory in log order; the keys they had or have are
-counted (common or not); their pairs and keys are deleted (an erased customer's row too),
-their rows and keys written back, the keys counted again; then the customers sharing a
-usable key with them are found by one join on `match_keys`, scored, and their pairs
-inserted. A key that became common, or stopped being so, has its other holders (at most
-`MAX_HOLDERS` of them) re-paired too. So every pair is recomputed whenever one of its
-customers or a key it counts changes, and a pair's score depends on its two customers and
-whether their shared keys are common: the tables are a function of the customers'
-current facts, and a rebuild gives what the increments gave.
+A batch is applied set-wise, in five statements at most whatever its size: the customers
+it touches are read once and changed in memory in log order; in one statement their
+pairs and keys are deleted (an erased customer's row too) and the holders of the keys
+they had or have counted; their rows and keys are written back; then the customers
+sharing a usable key with them are found by one join on `match_keys` (an index lookup
+per key), scored, and their pairs inserted. A key that became common, or stopped being
+so, has its other holders (at most `MAX_HOLDERS` of them) re-paired too. So every pair
+is recomputed whenever one of its customers or a key it counts changes, and a pair's
+score depends on its two customers and whether their shared keys are common: the tables
+are a function of the customers' current facts, and a rebuild gives what the increments
+gave.
 
 A deleted customer keeps its row but no keys: it leaves every pair and comes back into
 them when restored. An erased one leaves nothing here at all.
@@ -26,7 +27,8 @@ them when restored. An erased one leaves nothing here at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
 
@@ -97,7 +99,7 @@ class DuplicatesModel(ReadModel):
             return
         registered = {e.originator_id for e in relevant if isinstance(e, Customer.Registered)}
         rows = self._load(cursor, {e.originator_id for e in relevant} - registered)
-        before = {(k.kind, k.key) for row in rows.values() if row["active"] for k in row_keys(row)}
+        before = _holdings(rows.values())
         for event in relevant:
             if isinstance(event, Customer.Registered):
                 rows[event.originator_id] = _registered(event)
@@ -130,31 +132,29 @@ class DuplicatesModel(ReadModel):
             for row in cursor.fetchall()
         }
 
-    def _save(self, cursor: Cursor[Any], rows: dict[UUID, Row], before: set[Key]) -> None:
+    def _save(self, cursor: Cursor[Any], rows: dict[UUID, Row], before: Counter[Key]) -> None:
         """Write the batch's customers back; re-pair them, and the holders of every key that
-        became common or stopped being so."""
+        became common or stopped being so. `before`: how many of them held each key."""
         changed = list(rows)
         erased = [i for i, row in rows.items() if row.get(_ERASED)]
         kept = [row for row in rows.values() if not row.get(_ERASED)]
         active_rows = [row for row in kept if row["active"]]
-        touched = before | {(k.kind, k.key) for row in active_rows for k in row_keys(row)}
-        common_before = self._common(cursor, touched)
-        cursor.execute(
-            sql.SQL(
-                "WITH pairs AS (DELETE FROM {pairs}"
-                " WHERE low = ANY(%(ids)s) OR high = ANY(%(ids)s)),"
-                " keys AS (DELETE FROM {keys} WHERE customer_id = ANY(%(ids)s))"
-                " DELETE FROM {customers} WHERE customer_id = ANY(%(erased)s)"
-            ).format(
-                pairs=self.table("pairs"),
-                keys=self.table("match_keys"),
-                customers=self.table("customers"),
-            ),
-            {"ids": changed, "erased": erased},
-        )
+        after = _holdings(active_rows)
+        touched = set(before) | set(after)
+        # Counted up to `cap` in the state before the batch, in the statement that deletes
+        # the batch's old rows (one snapshot): below `cap` the count after the batch is
+        # exact arithmetic; at `cap` the key stays common however many of them left it.
+        cap = MAX_HOLDERS + 1 + len(changed)
+        counts = self._delete(cursor, changed, erased, touched, cap)
         if kept:
             self._write(cursor, kept, active_rows)
-        crossed = common_before ^ self._common(cursor, touched)
+        crossed = set()
+        for key in touched:
+            held = counts.get(key, 0)
+            if held < cap and (held > MAX_HOLDERS) != (
+                held - before[key] + after[key] > MAX_HOLDERS
+            ):
+                crossed.add(key)
         others = self._holders(cursor, crossed) - set(changed)
         if others:
             cursor.execute(
@@ -166,6 +166,34 @@ class DuplicatesModel(ReadModel):
         again = [row["customer_id"] for row in active_rows] + sorted(others)
         if again:
             self._pair(cursor, again)
+
+    def _delete(
+        self, cursor: Cursor[Any], ids: list[UUID], erased: list[UUID], keys: set[Key], cap: int
+    ) -> dict[Key, int]:
+        """Delete the customers' pairs and keys (and erased rows); how many customers held
+        each of `keys` before, counted up to `cap`."""
+        cursor.execute(
+            sql.SQL(
+                "WITH counts AS (SELECT t.kind, t.key, {holders} AS held"
+                " FROM jsonb_to_recordset(%(keys)s::jsonb) AS t(kind text, key text)),"
+                " pairs AS (DELETE FROM {pairs} WHERE low = ANY(%(ids)s) OR high = ANY(%(ids)s)),"
+                " keys AS (DELETE FROM {keys} WHERE customer_id = ANY(%(ids)s)),"
+                " rows AS (DELETE FROM {customers} WHERE customer_id = ANY(%(erased)s))"
+                " SELECT kind, key, held FROM counts"
+            ).format(
+                holders=holders_count(self.table("match_keys"), "t"),
+                pairs=self.table("pairs"),
+                keys=self.table("match_keys"),
+                customers=self.table("customers"),
+            ),
+            {
+                "ids": ids,
+                "erased": erased,
+                "keys": _json([{"kind": k, "key": v} for k, v in sorted(keys)]),
+                "cap": cap,
+            },
+        )
+        return {(row["kind"], row["key"]): row["held"] for row in cursor.fetchall()}
 
     def _write(self, cursor: Cursor[Any], kept: list[Row], active_rows: list[Row]) -> None:
         records = [_record(row) for row in kept]
@@ -192,19 +220,6 @@ class DuplicatesModel(ReadModel):
             {"rows": _json(records), "keys": _json(keys)},
         )
 
-    def _common(self, cursor: Cursor[Any], keys: set[Key]) -> set[Key]:
-        """Which of these keys more than MAX_HOLDERS customers hold (each count stops there)."""
-        if not keys:
-            return set()
-        cursor.execute(
-            sql.SQL(
-                "SELECT t.kind, t.key FROM jsonb_to_recordset(%(keys)s::jsonb)"
-                " AS t(kind text, key text) WHERE {holders} > %(max)s"
-            ).format(holders=holders_count(self.table("match_keys"), "t")),
-            {"keys": _json([{"kind": k, "key": v} for k, v in sorted(keys)]), **holder_limits()},
-        )
-        return {(row["kind"], row["key"]) for row in cursor.fetchall()}
-
     def _holders(self, cursor: Cursor[Any], keys: set[Key]) -> set[UUID]:
         if not keys:
             return set()
@@ -229,10 +244,11 @@ class DuplicatesModel(ReadModel):
                 " jsonb_agg(DISTINCT jsonb_build_array(k1.kind, k1.source, k2.source)) AS matches,"
                 " {trgm}.similarity(c1.full_name, c2.full_name) AS name_similarity"
                 " FROM mine k1 JOIN usable u ON u.kind = k1.kind AND u.key = k1.key"
-                " JOIN {keys} k2 ON k2.kind = k1.kind AND k2.key = k1.key"
-                " AND k2.customer_id <> k1.customer_id"
+                " CROSS JOIN LATERAL (SELECT customer_id, source FROM {keys} k"
+                " WHERE k.kind = k1.kind AND k.key = k1.key LIMIT %(rows)s) k2"
                 " JOIN {customers} c1 ON c1.customer_id = k1.customer_id"
                 " JOIN {customers} c2 ON c2.customer_id = k2.customer_id"
+                " WHERE k2.customer_id <> k1.customer_id"
                 " GROUP BY k1.customer_id, k2.customer_id, c1.full_name, c2.full_name"
             ).format(
                 trgm=sql.Identifier(self.trgm_schema(cursor)),
@@ -280,9 +296,16 @@ def trgm_schema(cursor: Cursor[Any]) -> str:
     return str(found["schema"])
 
 
+def _holdings(rows: Iterable[Row]) -> Counter[Key]:
+    """How many of these customers hold each key (only active customers hold keys)."""
+    return Counter((k.kind, k.key) for row in rows if row["active"] for k in row_keys(row))
+
+
 def holder_limits() -> dict[str, int]:
-    """The parameters `holders_count` and the common-key tests take."""
-    return {"max": MAX_HOLDERS, "cap": MAX_HOLDERS + 1}
+    """The parameters `holders_count` and the common-key tests take; `rows`: the most
+    `match_keys` rows of one usable key (a customer holds a phone key from at most three
+    fields), the LIMIT that keeps a candidates' join an index lookup per key."""
+    return {"max": MAX_HOLDERS, "cap": MAX_HOLDERS + 1, "rows": 3 * (MAX_HOLDERS + 1)}
 
 
 def holders_count(keys_table: sql.Composable, alias: str) -> sql.Composed:
