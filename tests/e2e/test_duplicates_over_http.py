@@ -19,9 +19,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from tests.e2e.answers import ok, problem
 
+from domain.duplicates import NewCustomer
 from domain.service import CustomerService
+from domain.values import Profile
+from gateway import create_app
 from infrastructure.settings import Settings
 from projections.base import ReadModel
+from projections.duplicate_queries import DuplicateLookup
 from projections.duplicates import MAX_HOLDERS
 from workers.imports import ImportWorker
 
@@ -423,3 +427,26 @@ async def test_a_position_the_view_has_not_reached_answers_503(
     )
     await problem(response, 503)
     assert "Retry-After" in response.headers
+
+
+async def test_lists_answer_503_while_the_view_is_not_built(
+    aiohttp_client: Any, api_settings: Settings, service: CustomerService, bearer: Bearer
+) -> None:
+    """A gateway on a schema whose duplicates view no worker has created yet: 503 with
+    Retry-After, not a 500."""
+    unbuilt = api_settings.model_copy(update={"db_schema": f"unbuilt_{secrets.token_hex(4)}"})
+    client = await aiohttp_client(create_app(unbuilt, service=service))
+    for path in ("/v1/duplicates", f"/v1/customers/{secrets.token_hex(16)}/duplicates"):
+        response = await client.get(path, headers=bearer())
+        await problem(response, 503)
+        assert "Retry-After" in response.headers
+
+
+def test_the_lookup_says_not_checked_while_the_view_is_not_built(
+    service: CustomerService,
+) -> None:
+    """Registration's look-up on a schema with no duplicates view answers None (the 201's
+    `likely_duplicates: null`) instead of failing the registration."""
+    lookup = DuplicateLookup(service.recorder.datastore, f"unbuilt_{secrets.token_hex(4)}")  # type: ignore[attr-defined]
+    new = NewCustomer(None, Profile(first_name="Ada", mobile_phone="+14155550123"), [])
+    assert lookup([new]) is None
