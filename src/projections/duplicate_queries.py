@@ -80,9 +80,10 @@ class DuplicateLookup:
                     },
                 )
                 rows = cursor.fetchall()
-        except PersistenceError as error:
-            # Not built yet, or the database in trouble: the registration goes on and says
-            # its duplicates were not checked.
+        except (PersistenceError, LookupError) as error:
+            # Not built yet (no table, or not even pg_trgm: `trgm_schema`'s LookupError),
+            # or the database in trouble: the registration goes on and says its duplicates
+            # were not checked.
             _log.warning("duplicates_not_checked", error=str(error).splitlines()[0])
             return None
         for match in rows:
