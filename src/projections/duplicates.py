@@ -21,8 +21,9 @@ score depends on its two customers and whether their shared keys are common: the
 are a function of the customers' current facts, and a rebuild gives what the increments
 gave.
 
-A deleted customer keeps its row but no keys: it leaves every pair and comes back into
-them when restored. An erased one leaves nothing here at all.
+A deleted customer, or one merged into another, keeps its row but no keys: it leaves every
+pair and comes back into them when restored (or unmerged). An erased one leaves nothing
+here at all.
 """
 
 from __future__ import annotations
@@ -343,10 +344,10 @@ def _registered(event: Customer.Registered) -> Row:
     }
 
 
-def _profile_changed(row: Row, event: Customer.ProfileChanged) -> None:
+def _profile_changed(row: Row, changes: dict[str, Any]) -> None:
     row["values"] = {
         **row["values"],
-        **{k: v for k, v in event.changes.items() if k in COMPARED_FIELDS},
+        **{k: v for k, v in changes.items() if k in COMPARED_FIELDS},
     }
 
 
@@ -372,7 +373,7 @@ def _address_removed(row: Row, event: Customer.AddressRemoved) -> None:
 
 
 _CHANGES: dict[type, Callable[[Row, Any], None]] = {
-    Customer.ProfileChanged: _profile_changed,
+    Customer.ProfileChanged: lambda row, event: _profile_changed(row, event.changes),
     Customer.ContactAdded: _contact_added,
     Customer.ContactRemoved: _contact_removed,
     Customer.AddressAdded: _address_added,
@@ -380,9 +381,42 @@ _CHANGES: dict[type, Callable[[Row, Any], None]] = {
     Customer.Deleted: lambda row, _: row.update(active=False),
     Customer.Restored: lambda row, _: row.update(active=True),
     Customer.Erased: lambda row, _: row.update({_ERASED: True}),
-    # Merge hook: a customer merged into another leaves every pair, as a deleted one does
-    # (`Customer.Merged: lambda row, _: row.update(active=False)`), once that event exists.
+    # A customer merged into another leaves every pair, as a deleted one does; the survivor
+    # is compared with what it took over (contacts, addresses, filled profile fields).
+    Customer.MergedInto: lambda row, _: row.update(active=False),
+    Customer.UnmergedFrom: lambda row, _: row.update(active=True),
+    Customer.Merged: lambda row, event: _absorbed(row, event),
+    Customer.Unmerged: lambda row, event: _given_back(row, event),
 }
+
+
+def _absorbed(row: Row, event: Customer.Merged) -> None:
+    _profile_changed(row, event.profile)
+    contacts = {c[0] for c in row["contacts"]}
+    row["contacts"] = [
+        *row["contacts"],
+        *(
+            [str(c.contact_id), c.email, c.phone]
+            for c in event.contacts
+            if str(c.contact_id) not in contacts
+        ),
+    ]
+    addresses = {a[0] for a in row["addresses"]}
+    row["addresses"] = [
+        *row["addresses"],
+        *(
+            [str(a.address_id), a.kind, a.line1, a.postal_code, a.city]
+            for a in event.addresses
+            if str(a.address_id) not in addresses
+        ),
+    ]
+
+
+def _given_back(row: Row, event: Customer.Unmerged) -> None:
+    _profile_changed(row, event.profile)
+    contacts, addresses = set(map(str, event.contact_ids)), set(map(str, event.address_ids))
+    row["contacts"] = [c for c in row["contacts"] if c[0] not in contacts]
+    row["addresses"] = [a for a in row["addresses"] if a[0] not in addresses]
 
 
 def _matters(event: Any) -> bool:

@@ -450,3 +450,31 @@ def test_the_lookup_says_not_checked_while_the_view_is_not_built(
     lookup = DuplicateLookup(service.recorder.datastore, f"unbuilt_{secrets.token_hex(4)}")  # type: ignore[attr-defined]
     new = NewCustomer(None, Profile(first_name="Ada", mobile_phone="+14155550123"), [])
     assert lookup([new]) is None
+
+
+async def test_a_merged_customer_leaves_its_pairs_and_the_survivor_takes_them_over(
+    api: Api,
+) -> None:
+    """Merged away, a customer is in no pair; the survivor, filled with its mobile, pairs
+    with the other's landline instead; unmerged, the pairs are as before."""
+    local, e164 = _local_number()
+    survivor = await api.register(first_name="Grace", last_name="Hopper", mobile_phone=None)
+    merged = await api.register(first_name="Grace", last_name="Hopper", mobile_phone=e164)
+    other = await api.register(first_name="Grace", last_name="Hopper", phone=local)
+    assert list(await api.paired_with(other["id"])) == [merged["id"]]
+    version = (await api.etag(merged["id"]))["If-Match"].strip('"')
+    answer = await api.call(
+        "POST",
+        f"/v1/customers/{survivor['id']}/merge",
+        json={"from": [merged["id"]], "versions": {merged["id"]: int(version)}},
+        headers=await api.etag(survivor["id"]),
+    )
+    assert await api.duplicates_of(merged["id"]) == []
+    assert list(await api.paired_with(other["id"])) == [survivor["id"]]
+    await api.call(
+        "POST",
+        f"/v1/customers/{survivor['id']}/unmerge",
+        json={"merge_id": answer["merge_id"]},
+        headers=await api.etag(survivor["id"]),
+    )
+    assert list(await api.paired_with(other["id"])) == [merged["id"]]
