@@ -80,7 +80,7 @@ class DuplicatePage(BaseModel):
     description="Pairs of customers that are likely one, highest score first: same phone"
     " (mobile, other phone or a contact's, in E.164), same email (case-insensitive, a"
     " contact's too), same tax id, or similar names at the same postal address or company."
-    " Deleted and erased customers are in no pair.",
+    " Deleted, merged-away and erased customers are in no pair.",
     query=DuplicatesQuery,
     responses={200: DuplicatePage},
 )
