@@ -9,7 +9,9 @@ take a table lock), so reading "after my position" never skips a late commit.
 One runner per name is active: it holds a PostgreSQL advisory lock on a connection of its
 own. Standbys try for the lock every second and take over within seconds when the active
 runner dies (its connection closes, the lock goes with it). New events wake the follower
-through LISTEN/NOTIFY; a one-second timeout covers a lost notification.
+through LISTEN/NOTIFY, on one listening connection per process (`LogWakeups`): a follower
+that read to the end of the log waits for the next notification, and reads anyway after
+`poll_seconds`, which bounds what a lost notification costs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from prometheus_client import Gauge
 from domain.service import CustomerService
 from projections.base import Batch, PositionMovedError
 from projections.reading import LogReader
+from workers.wakeups import LogWakeups
 
 __all__ = ["Follower", "LeaderLock", "SelectiveSink", "Sink", "leader_lock_key"]
 
@@ -107,6 +110,10 @@ class Follower:
     database_url: str
     batch_size: int = 500
     standby_poll_seconds: float = 1.0
+    poll_seconds: float = 1.0
+    """The longest wait for a notification before reading the log anyway (the safety net)."""
+    wakeups: LogWakeups | None = None
+    """The process's shared listener (`run_followers` passes one); None: one of its own."""
     stop_event: threading.Event = field(default_factory=threading.Event)
     on_batch: Callable[[int], None] | None = None
     """Called with the new position after each batch (tests, progress bars)."""
@@ -131,15 +138,23 @@ class Follower:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.wakeups is not None:
+            self.wakeups.wake()
 
     def _follow(self, lock: LeaderLock) -> None:
-        recorder = self.service.recorder
+        recorder: Any = self.service.recorder
         sink = self.sink
         reader = LogReader(self.service, sink.wants) if isinstance(sink, SelectiveSink) else None
-        with psycopg.connect(self.database_url, autocommit=True) as listener:
-            listener.execute(f'LISTEN "{recorder.channel_name}"')  # type: ignore[attr-defined]
+        own = self.wakeups is None
+        if self.wakeups is None:
+            self.wakeups = LogWakeups(self.database_url, recorder.channel_name)
+        wakeups = self.wakeups
+        wakeups.start()
+        try:
             last_check = time.monotonic()
             while not self.stop_event.is_set():
+                # Noted before the read: a commit the read misses is notified after this.
+                seen = wakeups.generation()
                 # The saved position, not a remembered one: a rebuild swapped in under a
                 # batch in flight may have taken that batch's commit with the old tables.
                 position = self.sink.position()
@@ -150,19 +165,26 @@ class Follower:
                     continue
                 if found is None:
                     self._record_lag(position, None)
-                    # Woken by the writers' NOTIFY; the timeout covers a lost one.
-                    for _ in listener.notifies(timeout=1.0, stop_after=1):
-                        pass
+                    wakeups.wait_after(seen, self.poll_seconds)
                 else:
-                    position, batch = found
-                    self._record_lag(position, batch[-1][1] if batch else None)
+                    read_to, batch = found
+                    self._record_lag(read_to, batch[-1][1] if batch else None)
                     if self.on_batch is not None:
-                        self.on_batch(position)
+                        self.on_batch(read_to)
+                    # Fewer positions than a batch: the read reached the end of the log,
+                    # so read again only when something new is notified (positions have
+                    # gaps, so a wide span may still be the end: then one more read).
+                    if read_to - position < self.batch_size:
+                        wakeups.wait_after(seen, self.poll_seconds)
                 if time.monotonic() - last_check > 5:
                     last_check = time.monotonic()
                     if not lock.still_held():
                         _log.warning("follower_lost_lock", follower=self.name)
                         return
+        finally:
+            if own:
+                wakeups.stop()
+                self.wakeups = None
 
     def _step(self, position: int, reader: LogReader | None) -> tuple[int, Batch] | None:
         """Hand the sink the batch after `position`: (the last position read, its events),

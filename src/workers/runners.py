@@ -24,6 +24,7 @@ from projections.duplicate_queries import attach_duplicate_lookup
 from workers.follower import Follower, Sink
 from workers.imports import ImportWorker
 from workers.relay import check_relay_settings, open_relay
+from workers.wakeups import LogWakeups
 
 __all__ = ["IMPORT_WORKER", "SINKS", "follower_names", "run_followers"]
 
@@ -83,9 +84,13 @@ def run_followers(
     if service is None:
         return  # told to stop before the database answered
     sinks = _sinks()
+    # One listening connection for the whole process, however many followers it runs.
+    wakeups = LogWakeups(settings.database_url, service.recorder.channel_name)  # type: ignore[attr-defined]
     threads = [
         threading.Thread(
-            target=_keep_running, args=(name, sinks[name], settings, service, stop), name=name
+            target=_keep_running,
+            args=(name, sinks[name], settings, service, wakeups, stop),
+            name=name,
         )
         for name in names
         if name != IMPORT_WORKER
@@ -105,8 +110,10 @@ def run_followers(
         stop.wait()
     finally:
         stop.set()
+        wakeups.wake()
         for thread in threads:
             thread.join()
+        wakeups.stop()
         service.close()
 
 
@@ -115,13 +122,16 @@ def _keep_running(
     open_sink: SinkFactory,
     settings: Settings,
     service: CustomerService,
+    wakeups: LogWakeups,
     stop: threading.Event,
 ) -> None:
     assert settings.database_url is not None
     while not stop.is_set():
         try:
             sink = open_sink(settings, service)
-            Follower(name, service, sink, settings.database_url, stop_event=stop).run()
+            Follower(
+                name, service, sink, settings.database_url, wakeups=wakeups, stop_event=stop
+            ).run()
         except PoisonEventError as error:
             _log.error("follower_stopped_on_poison", follower=name, error=str(error))
             return

@@ -16,6 +16,7 @@ from infrastructure.eventstore import build_service, migrate_event_store, read_m
 from infrastructure.settings import Settings
 from projections.base import ReadModel
 from workers.follower import Follower
+from workers.wakeups import LogWakeups
 
 
 class TypeCounts(ReadModel):
@@ -216,3 +217,82 @@ def test_retry_applies_parked_events_once_the_model_is_fixed(
     assert fixed.retry_parked(events) == []
     assert fixed.counts()["Customer.NoteAdded"] == 1
     assert fixed.parked_positions() == []
+
+
+class OtherTypeCounts(TypeCounts):
+    """A second read model, so two followers of one process can share a listener."""
+
+    name = "type_counts_b"
+
+
+def test_followers_sharing_one_listener_miss_no_commit_written_during_their_reads(
+    stack: tuple[Settings, CustomerService],
+) -> None:
+    """Two followers wait on one process-wide listener while writers commit from threads:
+    both reach the head promptly, though their safety-net poll (60 s) never fires. A
+    wake-up lost between a read and the wait would leave one of them behind."""
+    settings, service = stack
+    url = settings.database_url or ""
+    wakeups = LogWakeups(url, service.recorder.channel_name)  # type: ignore[attr-defined]
+    first = open_model(settings)
+    second = OtherTypeCounts(read_model_datastore(settings, f"{settings.db_schema}_type_counts_b"))
+    second.migrate()
+    followers = [
+        Follower(model.name, service, model, url, poll_seconds=60, wakeups=wakeups)
+        for model in (first, second)
+    ]
+    threads = [start(follower) for follower in followers]
+    try:
+        cid = service.register_customer({"first_name": "w"}).aggregate_id
+        wait_for(lambda: first.position() == second.position() == _head(service))
+        writers = [
+            threading.Thread(
+                target=lambda n=n: [service.add_note(cid, f"{n}-{i}", False) for i in range(15)]
+            )
+            for n in range(3)
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        head = _head(service)
+        wait_for(lambda: first.position() == second.position() == head, timeout=20)
+        assert first.counts()["Customer.NoteAdded"] == second.counts()["Customer.NoteAdded"] == 45
+    finally:
+        for follower in followers:
+            follower.stop()
+        for thread in threads:
+            thread.join(5)
+        wakeups.stop()
+        from infrastructure.database import drop_schema
+
+        drop_schema(url, f"{settings.db_schema}_type_counts_b")
+
+
+def test_a_lost_notification_costs_at_most_the_poll_interval(
+    stack: tuple[Settings, CustomerService],
+) -> None:
+    """A listener that hears none of the writers' notifications (here: listening on
+    another channel) delays a follower by its poll interval, not for ever."""
+    settings, service = stack
+    url = settings.database_url or ""
+    deaf = LogWakeups(url, "nobody_notifies_this_channel")
+    model = open_model(settings)
+    follower = Follower(model.name, service, model, url, poll_seconds=1.0, wakeups=deaf)
+    thread = start(follower)
+    try:
+        wait_for(lambda: model.position() == (_head(service)))
+        time.sleep(0.2)  # the follower is waiting now, after an empty read
+        service.register_customer({"first_name": "unheard"})
+        written = time.monotonic()
+        wait_for(lambda: model.position() == _head(service))
+        # The poll interval, plus room for a loaded machine (never the 10 s of wait_for).
+        assert time.monotonic() - written < 1.0 + 4.0
+    finally:
+        follower.stop()
+        thread.join(5)
+        deaf.stop()
+
+
+def _head(service: CustomerService) -> int:
+    return service.recorder.max_notification_id() or 0
