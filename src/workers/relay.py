@@ -119,7 +119,10 @@ class RelayPositions:
             )
 
     def load(self, relay: str) -> int:
-        with self._datastore.transaction(commit=False) as cursor:
+        # One autocommit statement: in a transaction it was BEGIN and ROLLBACK around it,
+        # and psycopg follows a ROLLBACK with DEALLOCATE ALL, dropping the connection's
+        # prepared statements, before every batch.
+        with self._datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(
                 sql.SQL("SELECT position FROM {} WHERE relay = %s").format(self._table), (relay,)
             )
