@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,7 +15,16 @@ import pytest
 from aiohttp import web
 
 from domain.context import current_actor, current_correlation_id
-from gateway.auth import Principal, can_see_customer, issue_token, principal, requires
+from gateway.auth import (
+    CLOCK_SKEW,
+    Principal,
+    TokenVerifier,
+    can_see_customer,
+    issue_token,
+    principal,
+    requires,
+)
+from gateway.problems import Problem
 from gateway.requests import json_response
 from gateway.threads import run_sync
 
@@ -194,3 +204,36 @@ async def test_without_a_secret_protected_routes_answer_401(make_client: Any, be
     client = await make_client(ROUTES, jwt_secret=None)
     assert (await client.get("/whoami", headers=bearer())).status == 401
     assert (await client.get("/healthz")).status == 200
+
+
+def test_a_verified_token_is_answered_from_memory_until_it_expires(
+    jwt_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second request with a token does not verify it again, and the remembered
+    answer ends when `jwt.decode` would start refusing it (exp plus the clock skew)."""
+    verifier = TokenVerifier(jwt_secret)
+    issued = datetime.now(UTC) - CLOCK_SKEW
+    token = issue_token(jwt_secret, "svc", "service", ttl=timedelta(seconds=1.5), now=issued)
+    assert verifier.verify(token).sub == "svc"
+    decoded: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append(a[0]) or real_decode(*a, **k))
+    assert verifier.verify(token).sub == "svc"
+    assert decoded == []
+    time.sleep(max(0.0, (issued + CLOCK_SKEW + timedelta(seconds=1.6)).timestamp() - time.time()))
+    with pytest.raises(Problem) as refused:
+        verifier.verify(token)
+    assert refused.value.status == 401
+    assert decoded == [token]
+
+
+def test_refused_tokens_are_not_remembered_and_the_memory_is_bounded(jwt_secret: str) -> None:
+    verifier = TokenVerifier(jwt_secret, cache_size=4)
+    tampered = issue_token(jwt_secret, "svc", "service")[:-2] + "xx"
+    for _ in range(2):
+        with pytest.raises(Problem):
+            verifier.verify(tampered)
+    tokens = [issue_token(jwt_secret, f"svc{i}", "service") for i in range(10)]
+    assert [verifier.verify(token).sub for token in tokens] == [f"svc{i}" for i in range(10)]
+    assert len(verifier._verified) <= 4
+    assert tampered not in verifier._verified
