@@ -459,6 +459,39 @@ class Customer(TracedAggregate):
         self.trigger_event(self.CreditAdded, credit_id=credit_id, amount=amount, reason=reason)
         return credit_id
 
+    class CreditApplied(TracedAggregate.Event):
+        """Credit used to settle an invoice (`domain.billing_commands` decides): listed among
+        the credits as a negative amount, so the balance is what is left to use."""
+
+        credit_id: UUID
+        amount: Decimal
+        invoice_id: UUID
+        invoice_number: str
+
+        def apply(self, customer: Customer) -> None:
+            customer.credits.append(
+                Credit(
+                    self.credit_id,
+                    -self.amount,
+                    f"applied to invoice {self.invoice_number}",
+                    self.timestamp,
+                    self.actor,
+                )
+            )
+
+    def record_credit_use(self, amount: Decimal, invoice_id: UUID, invoice_number: str) -> UUID:
+        """Record credit used on an invoice (the rules are billing's: `billing_commands`)."""
+        self._check_not_deleted()
+        credit_id = uuid4()
+        self.trigger_event(
+            self.CreditApplied,
+            credit_id=credit_id,
+            amount=amount,
+            invoice_id=invoice_id,
+            invoice_number=invoice_number,
+        )
+        return credit_id
+
     @property
     def credit_balance(self) -> Decimal:
         return sum((c.amount for c in self.credits), Decimal("0"))

@@ -23,6 +23,8 @@ Personal, by event (fields of a value are named after a dot; `[]` is each item o
                                 credits[].reason, profile.{PROFILE_FIELDS},
                                 replaced.{PROFILE_FIELDS}, key_custody.location
     Customer.Unmerged           profile.{PROFILE_FIELDS}
+    Invoice.Issued              lines[].description
+    Payment.Recorded            reference
     Appointment.Booked          notes
     Appointment.Cancelled       reason
     Ticket.Opened               problem, device.serial
@@ -43,8 +45,10 @@ The subject (whose key) is the customer: a Customer event's own aggregate, else 
 event's `customer_id`. Not personal: ids, the customer number, staff ids, groups and
 flags, consents, prices and amounts, times, statuses, ticket subjects and devices' make
 and model, a pet's species, an interaction's kind and direction, a satisfaction score,
-loyalty points, card brands and providers, package names, sessions and prices.
-Reservations keep no value (their ids are derived from one: see README).
+loyalty points, card brands and providers, package names, sessions and prices,
+invoice and payment numbers, currencies, service ids and payment methods (what
+accounting law keeps after an erasure). Reservations keep no value (their ids are
+derived from one: see README).
 """
 
 from __future__ import annotations
@@ -136,7 +140,9 @@ def personal_fields() -> dict[type[Any], Spec]:
     from domain.customers import Customer
     from domain.files import CustomerFile
     from domain.interactions import Interaction
+    from domain.invoices import Invoice
     from domain.loyalty import LoyaltyLedger
+    from domain.payments import Payment
     from domain.pets import Pet
     from domain.portal import PortalAccount
     from domain.satisfaction import SatisfactionScore
@@ -189,6 +195,8 @@ def personal_fields() -> dict[type[Any], Spec]:
             "exp_month": Whole(),
             "exp_year": Whole(),
         },
+        Invoice.Issued: {"lines": Each(("description",))},
+        Payment.Recorded: {"reference": Whole()},
     }
 
 

@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 
 from domain.appointment_commands import AppointmentCommands
+from domain.billing_commands import BillingCommands
 from domain.card_commands import CardCommands
 from domain.conversation_commands import ConversationCommands
 from domain.duplicates import not_checked
@@ -63,6 +64,7 @@ class CustomerService(
     LoyaltyCommands,
     CardCommands,
     PackageCommands,
+    BillingCommands,
 ):
     """The CRM's commands and queries over one event store."""
 

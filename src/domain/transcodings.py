@@ -12,6 +12,7 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoding
 
+from domain.invoices import InvoiceLine
 from domain.pets import Vet
 from domain.tickets import Device
 from domain.values import Address, Contact, Credit, InstalledSystem, KeyCustody, Note, Profile
@@ -57,4 +58,5 @@ TRANSCODINGS: tuple[Transcoding, ...] = (
     ValueObjectAsDict(Note),
     ValueObjectAsDict(Credit),
     ValueObjectAsDict(KeyCustody),
+    ValueObjectAsDict(InvoiceLine),
 )

@@ -68,6 +68,8 @@ PUBLIC_AGGREGATES = (
     "CustomerFile",
     "LoyaltyLedger",
     "Package",
+    "Invoice",
+    "Payment",
 )
 """Aggregates (by class name) whose events are published, in the AsyncAPI's order."""
 INTERNAL_AGGREGATES = (
