@@ -238,7 +238,7 @@ class _AlreadyRecordedError(Exception):
 def _line(index: int, given: Mapping[str, Any]) -> InvoiceLine:
     unknown = set(given) - set(LINE_FIELDS)
     if unknown:
-        raise RuleViolationError(f"lines[{index}].{sorted(unknown)[0]}", "not a field of a line")
+        raise RuleViolationError(f"lines.{index}.{sorted(unknown)[0]}", "not a field of a line")
     return InvoiceLine(
         description=given.get("description"),
         quantity=given["quantity"],

@@ -263,7 +263,7 @@ def _checked(
 
 
 def _priced(index: int, line: InvoiceLine, currency: str) -> InvoiceLine:
-    field = f"lines[{index}]"
+    field = f"lines.{index}"
     if not line.quantity.is_finite() or line.quantity <= 0:
         raise RuleViolationError(f"{field}.quantity", "must be more than 0")
     unit_price = check_amount(line.unit_price, currency, f"{field}.unit_price")

@@ -13,6 +13,7 @@ from gateway import (
     appointments,
     asyncapi,
     audit,
+    billing,
     conversations,
     customers,
     docs,
@@ -58,6 +59,7 @@ def add_routes(app: web.Application) -> None:
     conversations.add_routes(app)
     files.add_routes(app)
     accounts.add_routes(app)
+    billing.add_routes(app)
     portal.add_routes(app)
     search.add_routes(app)
     history.add_routes(app)

@@ -7,6 +7,7 @@ from infrastructure.settings import Settings
 from projections.accounts import AccountsModel
 from projections.appointments import AppointmentsModel
 from projections.base import PoisonPolicy, ReadModel, read_model_schema
+from projections.billing import BillingModel
 from projections.conversations import ConversationsModel
 from projections.duplicates import DuplicatesModel
 from projections.files import FilesModel
@@ -27,6 +28,7 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     "files": FilesModel,
     "accounts": AccountsModel,
     "duplicates": DuplicatesModel,
+    "billing": BillingModel,
 }
 """One line per read model, e.g. `"search": SearchModel`."""
 

@@ -38,6 +38,7 @@ from domain.base import event_name
 from domain.customers import Customer
 from projections import (
     account_history,
+    billing_history,
     conversation_history,
     customer_history,
     file_history,
@@ -56,6 +57,7 @@ _TABLES: tuple[Recorders, ...] = (
     merge_history.RECORDERS,
     file_history.RECORDERS,
     account_history.RECORDERS,
+    billing_history.RECORDERS,
 )
 """Every aggregate's recorders: one line per recorders' module."""
 _RECORDERS: dict[type[Any], Recorder] = {k: v for table in _TABLES for k, v in table.items()}
