@@ -92,7 +92,7 @@ class Invoice(TracedAggregate):
             invoice.currency, invoice.lines = self.currency, list(self.lines)
             invoice.issued_at, invoice.due_at = self.issued_at, self.due_at
             invoice.total, invoice.status = self.total, self.status
-            invoice.paid = invoice.credited = ZERO
+            invoice.paid = invoice.credited = rounded(ZERO, self.currency)  # "0.00"
 
     class PaymentApplied(TracedAggregate.Event):
         """A payment (positive) or refund (negative) of `domain.payments` on this invoice."""
@@ -180,7 +180,9 @@ class Invoice(TracedAggregate):
     @property
     def open_amount(self) -> Decimal:
         """What is still to pay (0 for a void invoice)."""
-        return ZERO if self.status == "void" else self.total - self.paid - self.credited
+        if self.status == "void":
+            return rounded(ZERO, self.currency)
+        return self.total - self.paid - self.credited
 
     def apply_payment(self, payment_id: UUID, amount: Decimal) -> None:
         """Settle by a payment (positive) or give back by a refund (negative)."""

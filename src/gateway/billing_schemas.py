@@ -51,7 +51,7 @@ def _no_float(value: Any) -> Any:
     return value
 
 
-_PLAIN = PlainSerializer(lambda d: format(d, "f"), return_type=str)
+_PLAIN = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
 Amount = Annotated[
     Decimal,
     BeforeValidator(_decimal_string),
