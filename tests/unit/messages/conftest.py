@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -72,6 +72,23 @@ def full_life(service: CustomerService) -> str:
     service.hand_keys_to(customer_id, "staff-7", "safe 2")
     service.set_custom_price(customer_id, "svc-1", Decimal("99.90"))
     service.add_credit(customer_id, Decimal("5.00"), "goodwill")
+    # Billing's records: an invoice paid in part and settled by credit, a voided one.
+    lines = [{"description": "Visit", "quantity": Decimal(1), "unit_price": Decimal("20.00")}]
+    issued = datetime(2026, 3, 1, tzinfo=UTC)
+    invoice = service.record_invoice(customer_id, "INV-1", "EUR", lines, issued).aggregate_id
+    service.record_payment(
+        customer_id,
+        "PAY-1",
+        kind="payment",
+        amount=Decimal("15.00"),
+        currency="EUR",
+        method="card",
+        paid_at=issued,
+        invoice_number="INV-1",
+    )
+    service.apply_credit_to_invoice(customer_id, invoice, Decimal("5.00"))
+    voided = service.record_invoice(customer_id, "INV-2", "EUR", lines, issued)
+    service.void_invoice(customer_id, voided.aggregate_id, expected_version=1)
     customer = service.get_customer(customer_id)
     version = service.remove_system(
         customer_id, system_id, expected_version=customer.version

@@ -11,6 +11,8 @@ import pytest
 
 from domain.base import TracedAggregate, event_name
 from domain.customers import Customer
+from domain.invoices import Invoice
+from domain.payments import Payment
 from domain.reservations import Reservation
 from projections.cloudevents import (
     INTERNAL_AGGREGATES,
@@ -29,11 +31,12 @@ Log = list[tuple[int, Any]]
 def test_every_customer_event_becomes_a_valid_cloudevent(
     full_life: str, read_log: Callable[[], Log], validate: Callable[..., None]
 ) -> None:
-    """Each public event of a full customer life is a CloudEvent its AsyncAPI schema accepts."""
+    """Each public event of a full customer life (with its invoices and payments) is a
+    CloudEvent its AsyncAPI schema accepts."""
     published = []
     for position, event in read_log():
         message = event_message(position, event)
-        if not isinstance(event, Customer.Event):
+        if not isinstance(event, Customer.Event | Invoice.Event | Payment.Event):
             assert message is None
             continue
         assert message is not None
@@ -47,7 +50,9 @@ def test_every_customer_event_becomes_a_valid_cloudevent(
         assert (body["position"], body["aggregateversion"]) == (position, event.originator_version)
         assert (body["actor"], body["correlationid"]) == (event.actor, event.correlation_id)
         published.append(event_name(event))
-    customer_events = {n for n in event_contracts() if n.startswith("customer.")}
+    customer_events = {
+        n for n in event_contracts() if n.startswith(("customer.", "invoice.", "payment."))
+    }
     assert set(published) == customer_events, "the life covers every customer event type"
 
 
@@ -80,7 +85,7 @@ def test_a_republished_event_carries_the_same_id(
     assert first is not None and again is not None
     assert (first.msg_id, first.body) == (again.msg_id, again.body)
     assert len({m.msg_id for p, e in read_log() if (m := event_message(p, e))}) == len(
-        [e for _, e in read_log() if isinstance(e, Customer.Event)]
+        [e for _, e in read_log() if isinstance(e, Customer.Event | Invoice.Event | Payment.Event)]
     )
 
 
