@@ -2,10 +2,11 @@
 
 Hypothesis writes command sequences through the service (customers, their parts, pets,
 appointments, tickets, interactions, chat and scores, files, merges, loyalty points,
-cards, packages and erasures, including commands the domain refuses); after every few
-commands each read model catches up in small batches of a drawn size, as a live
-follower would; then each is rebuilt from position 0 (`projections.rebuild.rebuild`,
-what `customers projections rebuild` runs) and every row of every table is compared.
+cards, packages, erasures, invoices and payments, including commands the domain
+refuses); after every few commands each read model catches up in small batches of a
+drawn size, as a live follower would; then each is rebuilt from position 0
+(`projections.rebuild.rebuild`, what `customers projections rebuild` runs) and every
+row of every table is compared.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ MODELS = (
     "files",
     "accounts",
     "duplicates",
+    "billing",
 )
 UNCOMPARED = frozenset({"tracking", "schema_migrations"})
 """Bookkeeping tables: the tracking rows differ by batch boundaries, by design."""
@@ -64,6 +66,8 @@ class World:
     """(customer id, pet id) of the pets not removed."""
     files: list[tuple[UUID, UUID]] = field(default_factory=list)
     """(customer id, file id) of each file uploaded and not deleted yet."""
+    invoices: list[tuple[UUID, UUID, str]] = field(default_factory=list)
+    """(customer, invoice, billing's number)"""
     parts: dict[UUID, list[tuple[str, UUID]]] = field(default_factory=dict)
     packages: list[tuple[UUID, UUID]] = field(default_factory=list)
     """(customer id, package id)."""
@@ -326,6 +330,46 @@ def _erase(world: World, customer_id: UUID, pick: int, text: str) -> None:
     world.service.erase_customer(customer_id, expected_version=world.version(customer_id))
 
 
+def _invoice(world: World, customer_id: UUID, pick: int, text: str) -> None:
+    line = {
+        "description": text or "visit",
+        "quantity": Decimal(1 + pick % 3),
+        "unit_price": Decimal(pick % 90),
+        "service_id": f"svc{pick % 3}",
+        "list_price": Decimal(50) if pick % 4 else None,
+    }
+    number = f"INV-{pick}-{secrets.token_hex(3)}"
+    receipt = world.service.record_invoice(
+        customer_id, number, "EUR", [line], world.service.clock()
+    )
+    world.invoices.append((customer_id, receipt.aggregate_id, number))
+
+
+def _settle_invoice(world: World, pick: int, text: str) -> None:
+    if not world.invoices:
+        return
+    service = world.service
+    customer_id, invoice_id, number = world.invoices[pick % len(world.invoices)]
+    match pick % 4:
+        case 0 | 1:
+            service.record_payment(
+                customer_id,
+                f"PAY-{secrets.token_hex(4)}",
+                kind="payment" if pick % 4 == 0 else "refund",
+                amount=Decimal(1 + pick % 40),
+                currency="EUR",
+                method="cash",
+                paid_at=service.clock(),
+                reference=text or None,
+                invoice_number=number,
+            )
+        case 2:
+            service.apply_credit_to_invoice(customer_id, invoice_id, Decimal(1 + pick % 10))
+        case _:
+            version = service.get_invoice(customer_id, invoice_id).version
+            service.void_invoice(customer_id, invoice_id, expected_version=version)
+
+
 STEPS: tuple[Step, ...] = (
     _register,
     _register,
@@ -345,6 +389,8 @@ STEPS: tuple[Step, ...] = (
     _delete_file,
     _on_customer(_account),
     _on_customer(_account),
+    _on_customer(_invoice),
+    _settle_invoice,
 )
 
 commands = st.lists(
