@@ -34,6 +34,8 @@ __all__ = ["STATUSES", "Invoice", "InvoiceLine", "invoice_id"]
 STATUSES = ("open", "partially_paid", "paid", "void")
 _NAMESPACE = UUID("9d0b6c4e-3f1a-4e8b-b2d7-5c6a1e9f0a43")
 MAX_LINES = 500
+MAX_QUANTITY = 10_000_000
+"""With unit prices of at most 15 digits, lines and totals stay exact in 28 digits."""
 
 
 def invoice_id(number: str) -> UUID:
@@ -268,6 +270,8 @@ def _priced(index: int, line: InvoiceLine, currency: str) -> InvoiceLine:
     field = f"lines.{index}"
     if not line.quantity.is_finite() or line.quantity <= 0:
         raise RuleViolationError(f"{field}.quantity", "must be more than 0")
+    if line.quantity >= MAX_QUANTITY:
+        raise RuleViolationError(f"{field}.quantity", f"must be less than {MAX_QUANTITY}")
     unit_price = check_amount(line.unit_price, currency, f"{field}.unit_price")
     list_price = (
         None

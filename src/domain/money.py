@@ -14,9 +14,11 @@ from iso4217 import Currency
 
 from domain.errors import RuleViolationError
 
-__all__ = ["ZERO", "check_amount", "check_currency", "minor_unit", "rounded"]
+__all__ = ["MAX_AMOUNT", "ZERO", "check_amount", "check_currency", "minor_unit", "rounded"]
 
 ZERO = Decimal("0")
+MAX_AMOUNT = Decimal(10) ** 15
+"""No amount reaches it: sums stay exact in Decimal's 28 digits."""
 
 
 def check_currency(code: str, field: str = "currency") -> str:
@@ -43,6 +45,8 @@ def check_amount(amount: Decimal, currency: str, field: str, *, positive: bool =
     `field`."""
     if not amount.is_finite():
         raise RuleViolationError(field, "an amount must be a finite number")
+    if amount >= MAX_AMOUNT:
+        raise RuleViolationError(field, f"must be less than {MAX_AMOUNT}")
     if amount < 0 or (positive and amount == 0):
         raise RuleViolationError(field, "must be more than 0" if positive else "cannot be negative")
     places = minor_unit(currency)

@@ -61,7 +61,9 @@ Amount = Annotated[
 Quantity = Annotated[
     Decimal,
     BeforeValidator(_no_float),
-    Field(gt=0, max_digits=12, decimal_places=3, examples=["1", "1.5"]),
+    # Bounded so that a line (quantity x a 15-digit price) and a 500-line total stay exact
+    # in Decimal's 28 digits.
+    Field(gt=0, lt=10_000_000, max_digits=10, decimal_places=3, examples=["1", "1.5"]),
     _PLAIN,
 ]
 MoneyOut = Annotated[Decimal, _PLAIN]
@@ -110,11 +112,21 @@ class PaymentIn(RequestModel):
     """The invoice it settles (or refunds), by billing's number; none: money on account."""
 
 
+CreditAmount = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    Field(gt=0, max_digits=14, decimal_places=2, examples=["12.50"]),
+    _PLAIN,
+]
+"""Customer credit is kept in cents, as `POST /v1/customers/{id}/credits` takes it."""
+
+
 class CreditUseIn(RequestModel):
     """POST .../invoices/{invoice_id}/apply-credit."""
 
-    amount: Amount
-    """At most the customer's available credit and the invoice's open amount."""
+    amount: CreditAmount
+    """At most the customer's available credit and the invoice's open amount (and no more
+    decimal places than the invoice's currency has)."""
 
 
 class InvoiceRecordedOut(CommandOut):

@@ -144,6 +144,8 @@ async def test_refused_invoices_name_their_fields(
         ({"due_at": "2026-03-01T00:00:00Z"}, "due_at"),
         ({"issued_at": "2026-03-01T00:00:00"}, "issued_at"),
         ({"number": ""}, "number"),
+        ({"lines": [{**line, "quantity": "10000000"}]}, "lines.0.quantity"),
+        ({"lines": [{**line, "unit_price": "1" + "0" * 15}]}, "lines.0.unit_price"),
     ]
     for given, field in cases:
         response = await client.post(url, json=invoice_body(**given), headers=bearer("service"))
@@ -302,3 +304,41 @@ async def test_credit_applies_to_an_invoice_never_past_the_balance(
     assert sorted(r.status for r in racing) == [201, 409]
     shown = await ok(await client.get(f"/v1/customers/{customer_id}", headers=bearer()))
     assert shown["credit_balance"] == "0.00"
+
+
+async def test_a_retried_credit_use_spends_once(
+    client: Client, bearer: Bearer, registration: Any
+) -> None:
+    """The same Idempotency-Key again: the first answer, one use; a KWD invoice takes no
+    credit in fils (credit is kept in cents)."""
+    customer_id = await customer(client, bearer, registration)
+    body = {"amount": "30.00", "reason": "refund of a visit"}
+    await ok(
+        await client.post(f"/v1/customers/{customer_id}/credits", json=body, headers=bearer()), 201
+    )
+    invoice = await record_invoice(client, bearer, customer_id)
+    url = f"/v1/customers/{customer_id}/invoices/{invoice['id']}/apply-credit"
+    keyed = {**bearer(), "Idempotency-Key": f"use-{secrets.token_hex(4)}"}
+    first = await ok(await client.post(url, json={"amount": "10.00"}, headers=keyed), 201)
+    again = await client.post(url, json={"amount": "10.00"}, headers=keyed)
+    assert await ok(again, 201) == first and again.headers["Idempotent-Replayed"] == "true"
+    shown = await ok(await client.get(f"/v1/customers/{customer_id}", headers=bearer()))
+    assert shown["credit_balance"] == "20.00"
+    await problem(await client.post(url, json={"amount": "1.005"}, headers=bearer()), 422)
+
+
+async def test_a_soft_deleted_customer_still_takes_billing_records_but_spends_no_credit(
+    client: Client, bearer: Bearer, registration: Any
+) -> None:
+    """Billing's facts do not wait for a restore; spending credit does (409 on deleted)."""
+    customer_id = await customer(client, bearer, registration)
+    url = f"/v1/customers/{customer_id}"
+    credit = {"amount": "5.00", "reason": "goodwill"}
+    await ok(await client.post(f"{url}/credits", json=credit, headers=bearer()), 201)
+    await ok(await client.delete(url, headers={**bearer(), "If-Match": '"2"'}))
+    invoice = await record_invoice(client, bearer, customer_id, number=(n := number()))
+    await ok(await pay(client, bearer, customer_id, payment_body(n, "1.00")), 201)
+    use = await client.post(
+        f"{url}/invoices/{invoice['id']}/apply-credit", json={"amount": "1.00"}, headers=bearer()
+    )
+    assert fields(await problem(use, 409)) == ["deleted"]
