@@ -164,17 +164,10 @@ class Invoice(TracedAggregate):
     ) -> bool:
         """Whether a resend of this invoice's number says what the first send said."""
         _, currency, priced = _checked(self.number, currency, lines, issued_at, due_at)
-        # After an erasure the stored descriptions read None: a resend cannot be compared
-        # on them, and the amounts still say whether it is the same invoice.
-        if any(line.description is None for line in self.lines):
-            priced = [_without_description(line) for line in priced]
-            mine = [_without_description(line) for line in self.lines]
-        else:
-            mine = self.lines
         return (customer_id, currency, priced, issued_at, due_at) == (
             self.customer_id,
             self.currency,
-            mine,
+            self.lines,
             self.issued_at,
             self.due_at,
         )
@@ -288,10 +281,4 @@ def _priced(index: int, line: InvoiceLine, currency: str) -> InvoiceLine:
         amount=rounded(line.quantity * unit_price, currency),
         service_id=line.service_id,
         list_price=list_price,
-    )
-
-
-def _without_description(line: InvoiceLine) -> InvoiceLine:
-    return InvoiceLine(
-        None, line.quantity, line.unit_price, line.amount, line.service_id, line.list_price
     )

@@ -114,16 +114,15 @@ class Payment(TracedAggregate):
         reference: str | None,
         invoice_number: str | None,
     ) -> bool:
-        """Whether a resend of this payment's number says what the first send said (an
-        erased customer's reference reads None and is not compared)."""
+        """Whether a resend of this payment's number says what the first send said."""
         values = _checked(self.number, kind, amount, currency, method, reference)
         mine = (self.customer_id, self.kind, self.amount, self.currency, self.method)
         theirs = (customer_id, values["kind"], values["amount"], values["currency"], method)
-        same_reference = self.reference is None or self.reference == values["reference"]
-        return (
-            mine == theirs
-            and same_reference
-            and (self.paid_at, self.invoice_number) == (paid_at, invoice_number)
+        return (mine, self.reference, self.paid_at, self.invoice_number) == (
+            theirs,
+            values["reference"],
+            paid_at,
+            invoice_number,
         )
 
 
