@@ -255,3 +255,47 @@ async def test_an_erasure_keeps_the_amounts_and_drops_the_free_texts(
         f"/v1/customers/{ann}/invoices", json=late, headers=bearer("service")
     )
     assert (await problem(refused, 409))["errors"][0]["field"] == "erased"
+
+
+async def test_the_history_shows_each_step_of_an_invoice_and_the_credit_used(
+    client: Client, bearer: Bearer, registration: Any
+) -> None:
+    """Issued, paid in part, credit used, paid: field by field, with the running sums."""
+    ann = await customer(client, bearer, registration)
+    url = f"/v1/customers/{ann}"
+    credit = {"amount": "20.00", "reason": "referral"}
+    await ok(await client.post(f"{url}/credits", json=credit, headers=bearer()), 201)
+    recorded, _ = await invoice(client, bearer, ann, "2026-03-02T10:00:00Z", [
+        line("visit", "100.00", None),
+    ])  # fmt: skip
+    payment = {
+        "number": f"PAY-{secrets.token_hex(5)}",
+        "amount": "30.00",
+        "currency": "EUR",
+        "method": "cash",
+        "paid_at": "2026-03-03T10:00:00Z",
+        "invoice_number": recorded["number"],
+    }
+    paid = await client.post(f"{url}/payments", json=payment, headers=bearer("service"))
+    payment_id = (await ok(paid, 201))["id"]
+    used = await client.post(
+        f"{url}/invoices/{recorded['id']}/apply-credit", json={"amount": "20.00"}, headers=bearer()
+    )
+    credit_id = (await ok(used, 201))["credit_id"]
+    position = used.headers["X-Event-Position"]
+    history = await client.get(f"{url}/history?min_position={position}", headers=bearer())
+    rows = (await ok(history))["items"]
+    changes = {
+        row["type"]: {c["field"]: (c["from"], c["to"]) for c in row["changes"]} for row in rows
+    }
+    invoice_field = f"invoices[{recorded['id']}]"
+    assert changes["invoice.issued"][f"{invoice_field}.total"] == (None, "100.00")
+    assert changes["invoice.payment_applied"] == {
+        f"{invoice_field}.paid": (None, "30.00"),
+        f"{invoice_field}.status": ("open", "partially_paid"),
+    }
+    assert changes["invoice.credit_applied"][f"{invoice_field}.credited"] == (None, "20.00")
+    assert changes["customer.credit_applied"][f"credits[{credit_id}].amount"] == (None, "-20.00")
+    recorded_payment = changes["payment.recorded"]
+    assert recorded_payment[f"payments[{payment_id}].method"] == (None, "cash")
+    assert recorded_payment[f"payments[{payment_id}].amount"] == (None, "30.00")
