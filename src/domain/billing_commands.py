@@ -3,7 +3,8 @@
 Billing's records arrive keyed by billing's own numbers: a resend of an invoice or a
 payment with the same content answers as the first did and records nothing; other content
 under a known number is refused (409). They are accepted for a soft-deleted customer
-(an accounting fact does not wait for a restore) but not for an erased one.
+(an accounting fact does not wait for a restore) but not for an erased one, nor for one
+merged into another (409 naming the survivor, where billing should send them).
 
 A payment that names an invoice, and customer credit applied to one, are saved with the
 invoice's event in one atomic save: the invoice's status never disagrees with them. The
@@ -23,7 +24,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.customers import Customer
-from domain.errors import ConflictError, NotFoundError, RuleViolationError, VersionMismatchError
+from domain.errors import (
+    ConflictError,
+    MergedCustomerError,
+    NotFoundError,
+    RuleViolationError,
+    VersionMismatchError,
+)
 from domain.invoices import Invoice, InvoiceLine, invoice_id
 from domain.money import check_amount
 from domain.payments import Payment, payment_id
@@ -201,6 +208,8 @@ class BillingCommands(WritePath):
         customer: Customer = self.load(customer_id, Customer, None)
         if customer.erased:
             raise ConflictError(f"customer {customer_id} is erased", field="erased")
+        if customer.merged_into is not None:
+            raise MergedCustomerError(customer.id, customer.merged_into)
         return customer
 
     def _existing(self, aggregate_id: UUID, kind: type[Aggregate]) -> Any:

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from domain.customers import Customer
-from domain.errors import ConflictError, NotFoundError, RuleViolationError, VersionMismatchError
+from domain.errors import (
+    ConflictError,
+    MergedCustomerError,
+    NotFoundError,
+    RuleViolationError,
+    VersionMismatchError,
+)
 from domain.invoices import Invoice
 from domain.money import check_amount, check_currency
 from domain.service import CustomerService
@@ -195,3 +201,20 @@ def test_replaying_an_invoice_gives_its_state(service: CustomerService, customer
     pay(service, customer, n, "130.00")
     invoice: Invoice = service.repository.get(receipt.aggregate_id)
     assert (invoice.status, invoice.open_amount, invoice.number) == ("paid", Decimal("0.00"), n)
+
+
+def test_a_merged_customer_takes_no_billing_records_and_its_credit_moves(
+    service: CustomerService, customer: Customer, register: Callable[..., Customer]
+) -> None:
+    """Records for a merged customer: 409 naming the survivor; its credit, uses included,
+    is the survivor's."""
+    merged = register()
+    service.add_credit(merged.id, Decimal("30.00"), "referral")
+    invoice = issue(service, merged).aggregate_id
+    service.apply_credit_to_invoice(merged.id, invoice, Decimal("10.00"))
+    versions = {customer.id: 1, merged.id: service.get_customer(merged.id).version}
+    service.merge_customers(customer.id, [merged.id], expected_versions=versions)
+    with pytest.raises(MergedCustomerError) as refused:
+        issue(service, merged)
+    assert refused.value.survivor_id == customer.id
+    assert service.get_customer(customer.id).credit_balance == Decimal("20.00")
