@@ -6,12 +6,20 @@ import asyncio
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 
-__all__ = ["free_port", "ready", "stop", "wait_for"]
+from infrastructure.eventstore import build_service
+from infrastructure.settings import Settings
+from projections.catalog import READ_MODELS, open_read_model
+from workers.__main__ import child_environment
+from workers.relay import RelayPositions
+
+__all__ = ["free_port", "ready", "run_stack_logged", "stop", "wait_for"]
 
 
 def free_port() -> int:
@@ -52,3 +60,56 @@ def ready(base: str) -> bool:
         return asyncio.run(ask()) == 200
     except aiohttp.ClientError:
         return False
+
+
+def run_stack_logged(
+    settings: Settings, folder: Path, scenario: Callable[[str], None]
+) -> dict[str, Path]:
+    """Migrate, start the gateway and one workers' process with every follower (JSON logs
+    at INFO, each into a file in `folder`), run `scenario(base_url)`, wait until the relay
+    and every read model have handled the whole log, stop both; the log files by process."""
+    env = {
+        **child_environment(settings),
+        "CUSTOMERS_LOG_FORMAT": "json",
+        "CUSTOMERS_LOG_LEVEL": "INFO",
+    }
+    migrated = subprocess.run(
+        [sys.executable, "-m", "workers", "migrate"], env=env, capture_output=True, timeout=120
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
+    logs = {name: folder / f"{name}.log" for name in ("gateway", "workers")}
+    commands = {
+        "gateway": [sys.executable, "-m", "gateway"],
+        "workers": [sys.executable, "-m", "workers", "worker", "all"],
+    }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, command in commands.items():
+            with logs[name].open("wb") as output:
+                processes[name] = subprocess.Popen(
+                    command,
+                    env={**env, "CUSTOMERS_HTTP_PORT": str(port)},
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: ready(base), 60, "the gateway to be ready")
+        scenario(base)
+        service = build_service(settings)
+        try:
+            head = service.recorder.max_notification_id() or 0
+            relay = RelayPositions(service.recorder.datastore, settings.db_schema)  # type: ignore[attr-defined]
+            wait_for(lambda: relay.load("relay") >= head, 60, "the relay to publish")
+        finally:
+            service.close()
+        for name in READ_MODELS:
+            model = open_read_model(settings, name)
+            try:
+                wait_for(lambda m=model: m.position() >= head, 60, f"{name} to catch up")
+            finally:
+                model.datastore.close()
+    finally:
+        for process in processes.values():
+            stop(process)
+    return logs

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,16 +29,13 @@ import aiohttp
 import psycopg
 import pytest
 from psycopg import sql
-from tests.e2e.processes import free_port, ready, stop, wait_for
+from tests.e2e.processes import run_stack_logged
 
 from infrastructure.database import drop_schema
-from infrastructure.eventstore import build_service
 from infrastructure.settings import Settings
 from infrastructure.tokens import issue_token
 from projections.base import read_model_schema
-from projections.catalog import READ_MODELS, open_read_model
-from workers.__main__ import child_environment
-from workers.relay import RelayPositions
+from projections.catalog import READ_MODELS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -345,53 +340,16 @@ def test_a_card_number_anywhere_is_refused_and_kept_nowhere(
     stack_settings: Settings, server_data_dir: Path, database_url: str
 ) -> None:
     """Each request 422 naming its field; no number in any table or any log line."""
-    env = {
-        **child_environment(stack_settings),
-        "CUSTOMERS_LOG_FORMAT": "json",
-        "CUSTOMERS_LOG_LEVEL": "INFO",
-    }
-    migrated = subprocess.run(
-        [sys.executable, "-m", "workers", "migrate"], env=env, capture_output=True, timeout=120
-    )
-    assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
-    logs = {name: server_data_dir / f"{name}.log" for name in ("gateway", "workers")}
-    commands = {
-        "gateway": [sys.executable, "-m", "gateway"],
-        "workers": [sys.executable, "-m", "workers", "worker", "all"],
-    }
-    processes: dict[str, subprocess.Popen[bytes]] = {}
     assert stack_settings.jwt_secret is not None
     token = issue_token(stack_settings.jwt_secret.get_secret_value(), "staff@shop", "admin")
-    try:
-        for name, command in commands.items():
-            with logs[name].open("wb") as output:
-                processes[name] = subprocess.Popen(
-                    command,
-                    env={**env, "CUSTOMERS_HTTP_PORT": str(port)},
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                )
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: ready(base), 60, "the gateway to be ready")
-        scenario = Scenario(base, token)
-        asyncio.run(scenario.run())
-        service = build_service(stack_settings)
-        try:
-            head = service.recorder.max_notification_id() or 0
-            relay = RelayPositions(service.recorder.datastore, stack_settings.db_schema)  # type: ignore[attr-defined]
-            wait_for(lambda: relay.load("relay") >= head, 60, "the relay to publish")
-        finally:
-            service.close()
-        for name in READ_MODELS:
-            model = open_read_model(stack_settings, name)
-            try:
-                wait_for(lambda m=model: m.position() >= head, 60, f"{name} to catch up")
-            finally:
-                model.datastore.close()
-    finally:
-        for process in processes.values():
-            stop(process)
+    scenarios: list[Scenario] = []
+
+    def refuse_them_all(base: str) -> None:
+        scenarios.append(Scenario(base, token))
+        asyncio.run(scenarios[0].run())
+
+    logs = run_stack_logged(stack_settings, server_data_dir, refuse_them_all)
+    (scenario,) = scenarios
     # Every kind of place, for every form of every number, was refused naming its field.
     assert len(scenario.answers) == len(NUMBERS) * 3 * 24
     output = b"".join(path.read_bytes() for path in logs.values())

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +22,7 @@ from uuid import UUID
 
 import aiohttp
 import pytest
-from tests.e2e.processes import free_port, ready, stop, wait_for
+from tests.e2e.processes import run_stack_logged
 
 from domain.portal import PortalAccount, portal_account_id
 from infrastructure.database import drop_schema
@@ -32,9 +30,7 @@ from infrastructure.eventstore import build_service
 from infrastructure.settings import Settings
 from infrastructure.tokens import issue_token
 from projections.base import read_model_schema
-from projections.catalog import READ_MODELS, open_read_model
-from workers.__main__ import child_environment
-from workers.relay import RelayPositions
+from projections.catalog import READ_MODELS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -171,55 +167,14 @@ def test_no_secret_password_or_token_appears_in_any_log(
     stack_settings: Settings, server_data_dir: Path
 ) -> None:
     """Secrets, portal passwords, link tokens and bearer tokens are in no process's output."""
-    env = {
-        **child_environment(stack_settings),
-        "CUSTOMERS_LOG_FORMAT": "json",
-        "CUSTOMERS_LOG_LEVEL": "INFO",
-    }
-    migrated = subprocess.run(
-        [sys.executable, "-m", "workers", "migrate"],
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
-    logs = {name: server_data_dir / f"{name}.log" for name in ("gateway", "workers")}
-    commands = {
-        "gateway": [sys.executable, "-m", "gateway"],
-        "workers": [sys.executable, "-m", "workers", "worker", "all"],
-    }
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for name, command in commands.items():
-            with logs[name].open("wb") as output:
-                processes[name] = subprocess.Popen(
-                    command,
-                    env={**env, "CUSTOMERS_HTTP_PORT": str(port)},
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                )
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: ready(base), 60, "the gateway to be ready")
-        scenario = Scenario(base, stack_settings)
-        asyncio.run(scenario.run())
-        # The workers handle the same events (the relay unseals the link tokens).
-        service = build_service(stack_settings)
-        try:
-            head = service.recorder.max_notification_id() or 0
-            relay = RelayPositions(service.recorder.datastore, stack_settings.db_schema)  # type: ignore[attr-defined]
-            wait_for(lambda: relay.load("relay") >= head, 60, "the relay to publish")
-        finally:
-            service.close()
-        for name in READ_MODELS:
-            model = open_read_model(stack_settings, name)
-            try:
-                wait_for(lambda m=model: m.position() >= head, 60, f"{name} to catch up")
-            finally:
-                model.datastore.close()
-    finally:
-        for process in processes.values():
-            stop(process)
+    scenarios: list[Scenario] = []
+
+    def use_every_secret(base: str) -> None:
+        scenarios.append(Scenario(base, stack_settings))
+        asyncio.run(scenarios[0].run())
+
+    logs = run_stack_logged(stack_settings, server_data_dir, use_every_secret)
+    (scenario,) = scenarios
     output = b"".join(path.read_bytes() for path in logs.values())
     # The logs do cover the scenario: every request's path, with its customer id, is there.
     assert all(customer_id.encode() in output for customer_id in scenario.customer_ids)
