@@ -27,7 +27,9 @@ _CANDIDATE = re.compile(
     r"(?:\d{13,19}"
     r"|\d{4}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,4}(?:(?P=sep)\d{1,3})?"
     r"|\d{4}(?P<amex>[ -])\d{6}(?P=amex)\d{5})"
-    r"(?![\w\-]|\.\d)"  # nor the head of one, or a decimal's integer part; a full stop may follow
+    # nor the head of one, an email's local part or a decimal's integer part; a full stop
+    # may follow
+    r"(?![\w\-@]|\.\d)"
 )
 _ISSUED = frozenset("123456")
 _FIFTEEN_DIGITS = ("1", "34", "37", "5", "6")

@@ -59,6 +59,7 @@ def test_numbers_as_people_write_them_are_found(written: str) -> None:
         "+4915112345678",  # a phone in E.164
         "4111 1111-1111 1111",  # mixed separators: not a copied card
         "order 4111111111111111x",  # part of a longer token
+        "4111111111111111@example.com",  # an email's local part (an SMS gateway's, say)
         "4111111111111111.50",  # a decimal number
         "356938035643809",  # a phone's IMEI (15 digits, Luhn)
         "490154203237518",  # another IMEI: no Visa has 15 digits
