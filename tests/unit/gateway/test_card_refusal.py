@@ -3,6 +3,7 @@ runs, naming the place and never echoing the number; the access log redacts the 
 
 from __future__ import annotations
 
+import re
 from typing import Any, get_args
 
 import pytest
@@ -15,6 +16,8 @@ from gateway.operations import Body, operation
 
 PROBLEM = "application/problem+json"
 CARD = "4111 1111 1111 1111"
+ECHOED = re.compile(r"4111[ -]?1111")
+"""The test numbers' head in any form sent (not just "4111": a random request id has it)."""
 
 
 class Reached:
@@ -57,7 +60,7 @@ async def client(make_client: Any, bearer: Any, reached: Reached) -> Any:
 async def refused(response: Any) -> list[str | None]:
     text = await response.text()
     assert response.status == 422 and response.content_type == PROBLEM, text
-    assert "4111" not in text, "the number is never echoed, not even in `instance`"
+    assert not ECHOED.search(text), "the number is never echoed, not even in `instance`"
     return [e["field"] for e in (await response.json())["errors"]]
 
 
@@ -102,7 +105,7 @@ async def test_the_request_id_and_path_are_not_logged_as_sent(client: Any) -> No
     assert response.headers["X-Request-ID"] != "4111111111111111"
     access = [line for line in logs if line.get("event") == "request"]
     assert access and access[0]["path"] == "/echo/<card number>"
-    assert "4111" not in str(logs)
+    assert not ECHOED.search(str(logs))
 
 
 async def test_ordinary_requests_pass(client: Any, reached: Reached) -> None:
