@@ -65,7 +65,11 @@ SESSION_SETTINGS = (
     " set_config('enable_parallel_append', 'off', true),"
     # Compiling a page's query costs more than running it (the costly plans' estimates,
     # for rows that the tiers' LIMITs never read, would otherwise switch JIT on).
-    " set_config('jit', 'off', true)"
+    " set_config('jit', 'off', true),"
+    # Planned with q's patterns, always: psycopg prepares a statement run five times on a
+    # connection, and a generic plan knows no pattern (no prefix range of the words' key,
+    # no estimate of a word's customers).
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
 """Run first in the search's transaction: the `%` cut-off and a time limit (ms)."""
 CLOSE_WORDS = 10
@@ -78,6 +82,8 @@ SWAP_BONUS = 0.25
 """Added to a typo-close word's similarity when it has q's letters in another order."""
 WHOLE_WORD_RANK = 3
 """The rank of a row q is whole words of (and no better tier holds)."""
+WORD_START_RANK = 2
+"""The rank of a row with a word starting with q (and no better tier holds)."""
 MAX_WORDS = 8
 MIN_PHONE_DIGITS = 3
 MIN_LOCAL_PART = 4
@@ -198,7 +204,7 @@ def search_statement(
             parts = [
                 sql.SQL(
                     "SELECT x.* FROM {} v CROSS JOIN LATERAL ({} FROM {} w JOIN {} c"
-                    " ON c.id = w.id WHERE w.word = v.word AND {}"
+                    ' ON c.id = w.id WHERE w.word = v.word COLLATE "C" AND {}'
                     " ORDER BY w.registered_at DESC, w.id DESC LIMIT %(limit)s) x"
                 ).format(
                     sql.Identifier(part.newest_of),
@@ -217,20 +223,21 @@ def search_statement(
                 # UNION: a customer with two words close to q is listed once.
                 sql.SQL("(SELECT * FROM ({}) t {})").format(sql.SQL(" UNION ").join(parts), newest)
             )
-        elif tier.by_word:
-            if after is not None and after[0] < WHOLE_WORD_RANK:
-                continue  # the page is past this tier
+        elif tier.entries is not None:
+            conditions = [*where, tier.condition]
+            if after is not None:
+                if after[0] < tier.rank:
+                    continue  # the page is past this tier
+                if after[0] == tier.rank:
+                    conditions.append(
+                        sql.SQL("(w.registered_at, w.id) < (%(after_at)s, %(after_id)s)")
+                    )
             branches.append(
                 sql.SQL(
-                    "({} FROM {} w JOIN {} c ON c.id = w.id WHERE w.word = %(word)s AND {}"
+                    "({} FROM {} JOIN {} c ON c.id = w.id WHERE {}"
                     # The tier's rank is the same for all its rows: newest first is its order.
                     " ORDER BY w.registered_at DESC, w.id DESC LIMIT %(limit)s)"
-                ).format(
-                    selected,
-                    sql.Identifier(schema, "customer_words"),
-                    table,
-                    _all([*where, tier.condition]),
-                )
+                ).format(selected, tier.entries, table, _all(conditions))
             )
         else:
             branches.append(
@@ -300,8 +307,12 @@ def _q_tiers(
             "{} + CASE WHEN EXISTS (SELECT 1 FROM unnest(string_to_array(c.search_text, ' '))"
             " AS t(word) WHERE {} > 0) THEN {} ELSE 0 END"
         ).format(similarity, _swapped("t.word", 0), sql.Literal(SWAP_BONUS))
-    text_rank = sql.SQL("CASE WHEN {} THEN 3 WHEN {} THEN 2 ELSE {} END").format(
-        whole_words, word_start, similarity
+    text_rank = sql.SQL("CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END").format(
+        whole_words,
+        sql.Literal(WHOLE_WORD_RANK),
+        word_start,
+        sql.Literal(WORD_START_RANK),
+        similarity,
     )
     rank: list[sql.Composable] = [text_rank]
     tiers: list[Tier] = []
@@ -326,19 +337,29 @@ def _q_tiers(
         tiers.append(Tier(_first(phone_match, above)))
         above.append(phone_match)
         rank.append(sql.SQL("CASE WHEN {} THEN 4 ELSE 0 END").format(phone_match))
+    customer_words = sql.Identifier(schema, "customer_words")
     if len(words) == 1 and "@" not in phrase:
         # q is a whole word: its customers newest first, from the word's own index
         # entries (a common first name reads a page of them, not all to sort them).
         params["word"] = phrase
         # (w.word = q is the whole-word condition itself: no filter to misestimate.)
-        tiers.append(Tier(_first(sql.SQL("true"), above), by_word=True))
+        entries = sql.SQL("{} w").format(customer_words)
+        tiers.append(
+            Tier(
+                _first(sql.SQL("w.word = %(word)s"), above),
+                entries=entries,
+                rank=WHOLE_WORD_RANK,
+            )
+        )
         above.append(whole_words)
     substrings = [_contains(word, f"like{i}", params) for i, word in enumerate(words)]
     typo_words = [i for i, word in enumerate(words) if is_typo_word(word)]
     if typo_words or "word" in params:
         # Words starting with q, then the rest: the typo arm (the costly part) runs only
-        # when the first did not fill the page.
-        tiers.append(Tier(_first(word_start, above)))
+        # when the first did not fill the page. A row has a word starting with q exactly
+        # when one of its words does (q has no space): a range of the words' key, whose
+        # entries are sorted newest first, and only the page's rows are read.
+        tiers.append(_word_start_tier(words, word_start, above, customer_words, params))
         above.append(word_start)
     # The rest: every word of q a substring of the row, or one of them typo-close to one
     # of its words instead (two typo'd words at once are not looked for: each would
@@ -362,7 +383,7 @@ def _q_tiers(
         # them; many, the other words' index finds the rows and a hash of those customers'
         # ids checks them (`IS TRUE` keeps the planner from turning it back into a join).
         customers = sql.SQL(
-            "c.id IN (SELECT w.id FROM {} w JOIN close{} v ON v.word = w.word)"
+            'c.id IN (SELECT w.id FROM {} w JOIN close{} v ON w.word = v.word COLLATE "C")'
         ).format(sql.Identifier(schema, "customer_words"), sql.SQL(str(k)))
         bearers = sql.SQL("(SELECT coalesce(sum(customers), 0) FROM close{})").format(
             sql.SQL(str(k))
@@ -378,13 +399,54 @@ def _q_tiers(
     return tiers, sql.SQL(" + ").join(rank), typo_words
 
 
+def _word_start_tier(
+    words: list[str],
+    word_start: sql.Composable,
+    above: list[sql.Composable],
+    customer_words: sql.Identifier,
+    params: dict[str, Any],
+) -> Tier:
+    """The rows where a word starts with q (no better tier's), found through
+    `customer_words`: q's words but the last are whole words of such a row, and one of
+    its words starts with the last (the phrase itself is then checked on the row)."""
+    *whole, last = words
+    params["prefix"] = f"{_like_escaped(last)}%"
+    if not whole:
+        # One word: every such row has the tier's rank (2), so newest first is its order.
+        return Tier(
+            _first(sql.SQL("true"), above),
+            entries=sql.SQL(
+                "(SELECT DISTINCT e.registered_at, e.id FROM {} e WHERE e.word LIKE %(prefix)s) w"
+            ).format(customer_words),
+            rank=WORD_START_RANK,
+        )
+    # Several: the customers with all those words, by the words' key (the planner starts
+    # from the word it estimates rarest and looks the others up by their whole key).
+    joins = [sql.SQL("{} p").format(customer_words)]
+    conditions = [sql.SQL("p.word LIKE %(prefix)s")]
+    for i, word in enumerate(whole):
+        params[f"whole{i}"] = word
+        joins.append(
+            sql.SQL("JOIN {} w{} ON w{}.registered_at = p.registered_at AND w{}.id = p.id").format(
+                customer_words, *[sql.SQL(str(i))] * 3
+            )
+        )
+        conditions.append(sql.SQL("w{}.word = %(whole{})s").format(*[sql.SQL(str(i))] * 2))
+    having = sql.SQL("c.id IN (SELECT p.id FROM {} WHERE {})").format(
+        sql.SQL(" ").join(joins), _all(conditions)
+    )
+    return Tier(_first(_all([having, word_start]), above))
+
+
 @dataclass(frozen=True)
 class Tier:
-    """One UNION ALL branch: rows of `condition`; `by_word`: found through q's entries
-    in `customer_words`, newest first; `merged`: conditions of branches sorted as one."""
+    """One UNION ALL branch: rows of `condition`; `entries`: found through entries of
+    `customer_words` (`w`), newest first, all of rank `rank`; `merged`: conditions of
+    branches sorted as one."""
 
     condition: sql.Composable
-    by_word: bool = False
+    entries: sql.Composable | None = None
+    rank: int = 0
     merged: list[Tier] | None = None
     newest_of: str | None = None
     """In `merged`: the rows are each word of this CTE's newest customers matching."""

@@ -1,11 +1,13 @@
 """The search read model's words: which customer has which word, and the vocabulary.
 
 `customer_words` holds (word, registered_at, id) for every distinct word of a customer's
-search text but its email address: walked newest first, it is a word's newest customers
-without sorting all of them. `search_words` is the vocabulary typos are looked for in:
-every word of `TYPO_MIN_LENGTH`+ letters with the number of customers who have it, deleted
-when that number reaches zero, so an erased customer's words that nobody else has go with
-it. Both are kept by the differences between a batch's rows before and after.
+search text, its email address too: walked newest first, it is a word's newest customers
+without sorting all of them; its words compare byte-wise, so a range of its key is the
+customers with a word starting with a prefix. `search_words` is the vocabulary typos are
+looked for in: every word of `TYPO_MIN_LENGTH`+ letters with the number of customers who
+have it, deleted when that number reaches zero, so an erased customer's words that nobody
+else has go with it. Both are kept by the differences between a batch's rows before and
+after.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ Key = tuple[str, datetime, UUID]
 
 
 def words_of(search_text: str) -> set[str]:
-    """The words a customer is found by word: its search text's, but its email address."""
-    return {word for word in search_text.split(" ") if word and "@" not in word}
+    """The words a customer is found by word or by a word's start: its search text's."""
+    return {word for word in search_text.split(" ") if word}
 
 
 def is_typo_word(word: str) -> bool:
