@@ -359,7 +359,7 @@ def _q_tiers(
         # when the first did not fill the page. A row has a word starting with q exactly
         # when one of its words does (q has no space): a range of the words' key, whose
         # entries are sorted newest first, and only the page's rows are read.
-        tiers.append(_word_start_tier(words, word_start, above, customer_words, params))
+        tiers += _word_start_tiers(words, whole_words, above, customer_words, params)
         above.append(word_start)
     # The rest: every word of q a substring of the row, or one of them typo-close to one
     # of its words instead (two typo'd words at once are not looked for: each would
@@ -399,43 +399,58 @@ def _q_tiers(
     return tiers, sql.SQL(" + ").join(rank), typo_words
 
 
-def _word_start_tier(
+def _word_start_tiers(
     words: list[str],
-    word_start: sql.Composable,
+    whole_words: sql.Composable,
     above: list[sql.Composable],
     customer_words: sql.Identifier,
     params: dict[str, Any],
-) -> Tier:
-    """The rows where a word starts with q (no better tier's), found through
-    `customer_words`: q's words but the last are whole words of such a row, and one of
-    its words starts with the last (the phrase itself is then checked on the row)."""
+) -> list[Tier]:
+    """The rows where a word starts with q (no better tier's), through `customer_words`.
+
+    q's words but the last are whole words of such a row and one of its words starts
+    with the last (the phrase itself is then checked on the row); a row of q's whole
+    words, rank 3, comes before the others, rank 2. Each tier's entries are sorted newest
+    first before any row is read, so a page reads its own rows only (left to itself, the
+    planner looks up every customer, then sorts)."""
     *whole, last = words
     params["prefix"] = f"{_like_escaped(last)}%"
     if not whole:
-        # One word: every such row has the tier's rank (2), so newest first is its order.
-        return Tier(
-            _first(sql.SQL("true"), above),
-            entries=sql.SQL(
-                "(SELECT DISTINCT e.registered_at, e.id FROM {} e WHERE e.word LIKE %(prefix)s) w"
-            ).format(customer_words),
-            rank=WORD_START_RANK,
-        )
-    # Several: the customers with all those words, by the words' key (the planner starts
-    # from the word it estimates rarest and looks the others up by their whole key).
+        entries = sql.SQL(
+            "(SELECT DISTINCT p.registered_at, p.id FROM {} p WHERE p.word LIKE %(prefix)s"
+            " ORDER BY p.registered_at DESC, p.id DESC) w"
+        ).format(customer_words)
+        # (above holds the whole word already: its own tier came first)
+        return [Tier(_first(sql.SQL("true"), above), entries=entries, rank=WORD_START_RANK)]
+    # The customers with all those words, by the words' key: the planner starts from the
+    # word it estimates rarest and looks the others up by their whole key.
     joins = [sql.SQL("{} p").format(customer_words)]
-    conditions = [sql.SQL("p.word LIKE %(prefix)s")]
+    others: list[sql.Composable] = []
     for i, word in enumerate(whole):
         params[f"whole{i}"] = word
+        k = sql.SQL(str(i))
         joins.append(
             sql.SQL("JOIN {} w{} ON w{}.registered_at = p.registered_at AND w{}.id = p.id").format(
-                customer_words, *[sql.SQL(str(i))] * 3
+                customer_words, k, k, k
             )
         )
-        conditions.append(sql.SQL("w{}.word = %(whole{})s").format(*[sql.SQL(str(i))] * 2))
-    having = sql.SQL("c.id IN (SELECT p.id FROM {} WHERE {})").format(
-        sql.SQL(" ").join(joins), _all(conditions)
-    )
-    return Tier(_first(_all([having, word_start]), above))
+        others.append(sql.SQL("w{}.word = %(whole{})s").format(k, k))
+    params["last"] = last
+
+    def having(last_word: str) -> sql.Composable:
+        return sql.SQL(
+            "(SELECT DISTINCT p.registered_at, p.id FROM {} WHERE {}"
+            " ORDER BY p.registered_at DESC, p.id DESC) w"
+        ).format(sql.SQL(" ").join(joins), _all([sql.SQL(last_word), *others]))
+
+    return [
+        Tier(_first(whole_words, above), entries=having("p.word = %(last)s"), rank=WHOLE_WORD_RANK),
+        Tier(
+            _first(sql.SQL(TEXT + " LIKE %(word_start)s"), [*above, whole_words]),
+            entries=having("p.word LIKE %(prefix)s"),
+            rank=WORD_START_RANK,
+        ),
+    ]
 
 
 @dataclass(frozen=True)
