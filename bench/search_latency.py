@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import hashlib
 import itertools
 import os
 import random
@@ -161,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         http_port=port,
         jwt_secret=SecretStr(secrets.token_urlsafe(48)),
         secret_key=SecretStr(Fernet.generate_key().decode()),
-        key_encryption_key=SecretStr(base64.urlsafe_b64encode(os.urandom(32)).decode()),
+        # The same on every run: the first one's data keys are wrapped with it.
+        key_encryption_key=SecretStr(
+            base64.urlsafe_b64encode(hashlib.sha256(args.schema.encode()).digest()).decode()
+        ),
     )
     migrate_database(settings)
     assert settings.jwt_secret is not None
