@@ -19,7 +19,9 @@ newest first, then by id.
 The tiers are also how the query stays fast: it is one UNION ALL branch per tier, best
 first, each sorted and limited on its own, so PostgreSQL stops at the first branches that
 fill the page. A one-word `q`'s whole-word tier walks that word's `customer_words` entries
-newest first (a common first name reads a page of them instead of sorting all). The last
+newest first (a common first name reads a page of them instead of sorting all); the word
+starts are a range of the same key, sorted newest first before any row is read (a
+phrase's: the customers with all its words, by the key). The last
 tier, the only one that computes similarity, is the rows containing every word plus, per
 typo word, the customers of the vocabulary words close to it (a few short rows to compare,
 instead of every customer sharing half of the word's trigrams somewhere in its text).
