@@ -5,9 +5,10 @@ Three views of the same register load, each from its own side:
 1. PostgreSQL's: every statement logged with its duration (log_min_duration_statement=0,
    embedded server only) while ONE client registers: statements per registration by
    kind, and the server's time in each (a COMMIT's time is its WAL flush).
-2. The table lock's: at 32 clients, pg_stat_activity sampled every few milliseconds for
-   the backend holding the events table's EXCLUSIVE lock: is it working, flushing WAL,
-   or waiting for its client (the gateway) to send the next statement?
+2. The writers' lock's: at 32 clients, pg_stat_activity sampled every few milliseconds for
+   the backend holding the events table's writers' lock (an advisory lock of the table's
+   name: `infrastructure.hash_chain.writers_lock_statements`): is it working,
+   flushing WAL, or waiting for its client (the gateway) to send the next statement?
 3. The gateway's: py-spy (if installed in the venv; it is not a project dependency)
    samples which Python code holds the gateway's GIL at 32 clients, grouped by part.
 
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -42,6 +44,7 @@ from bench.profiles import QUICK
 from bench.register import register_operation
 from bench.system import System, start_system
 from bench.ui import Display
+from infrastructure.hash_chain import writers_lock_name
 
 __all__ = ["main"]
 
@@ -51,7 +54,8 @@ _DURATION = re.compile(r"duration: ([0-9.]+) ms\s+(statement|parse|bind|execute)
 
 # What each statement is, by its text (first match wins).
 _KINDS: tuple[tuple[str, str], ...] = (
-    ("LOCK TABLE", "LOCK TABLE events (EXCLUSIVE)"),
+    ("pg_advisory_xact_lock", "writers' lock (advisory, keyed by the events table)"),
+    ("LOCK TABLE", "LOCK TABLE events (ROW EXCLUSIVE)"),
     ("NOTIFY", "NOTIFY"),
     ("SET LOCAL lock_timeout", "SET LOCAL lock_timeout"),
     ("INSERT INTO", "INSERT events"),
@@ -250,17 +254,18 @@ def _sample_lock(
     statement = (
         "SELECT l.granted, a.state, a.wait_event_type, a.wait_event, left(a.query, 40)"
         " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE l.locktype = 'relation' AND l.mode = 'ExclusiveLock'"
-        " AND l.relation = %s::regclass"
+        # An advisory lock of a bigint key shows as its high (classid) and low (objid) halves.
+        " WHERE l.locktype = 'advisory' AND l.objsubid = 1"
+        " AND (l.classid::bigint << 32 | l.objid::bigint) = hashtextextended(%s, 0)"
     )
-    table = f"{system.schema}.{system.events_table}"
+    lock = writers_lock_name(sql.Identifier(system.schema, system.events_table))
     samples: collections.Counter[str] = collections.Counter()
     waiters: collections.Counter[int] = collections.Counter()
     deadline = time.monotonic() + seconds
     with system.connect() as connection:
         time.sleep(0.5)  # skip the load's warm-up
         while not stop.is_set() and time.monotonic() < deadline:
-            rows = connection.execute(statement, (table,)).fetchall()
+            rows = connection.execute(statement, (lock,)).fetchall()
             holders = [row for row in rows if row[0]]
             waiters[len(rows) - len(holders)] += 1
             if not holders:

@@ -15,18 +15,29 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import NamedTuple
 
 import aiohttp
 
 from bench.context import Phase
 from bench.stats import Window
 
-__all__ = ["Operation", "closed_loop", "open_loop", "sessions"]
+__all__ = ["Arrival", "Operation", "closed_loop", "open_loop", "sessions"]
 
 Operation = Callable[[aiohttp.ClientSession, Window], Awaitable[tuple[int | str, bool]]]
 """One request (or request cycle) on a session: its status and whether it succeeded."""
 
 _TIMEOUT = aiohttp.ClientTimeout(total=60)
+
+
+class Arrival(NamedTuple):
+    """One open-loop request: seconds into the window it was due, then (from that due
+    time) how late it was sent and when it was answered."""
+
+    due: float
+    lateness: float
+    latency: float
+    status: int | str
 
 
 @asynccontextmanager
@@ -81,12 +92,14 @@ async def open_loop(
     warmup: float,
     duration: float,
     seed: int = 11,
+    trace: list[Arrival] | None = None,
 ) -> tuple[Window, Window]:
     """Poisson arrivals at `rate`/s; (latency from due time, lateness of sending).
 
     Arrivals due inside the window are all counted, however late they finish: the tail
     is the point. A request waits for a free connection of `pool` if all are busy; that
-    wait is part of its latency, as it would be for a real caller.
+    wait is part of its latency, as it would be for a real caller. `trace`, if given,
+    receives every arrival of the window (when each slow one happened: `bench.half_peak`).
     """
     free: asyncio.Queue[aiohttp.ClientSession] = asyncio.Queue()
     for session in pool:
@@ -107,6 +120,8 @@ async def open_loop(
         # Recorded by due time: an arrival of the window counts even if it ends after it.
         window.record(due, finished - due, status, ok)
         lateness.record(due, sent - due, "sent", ok=True)
+        if trace is not None and window.inside(due):
+            trace.append(Arrival(due - start, sent - due, finished - due, status))
         if ok and window.inside(due):
             phase.handle.done()
 

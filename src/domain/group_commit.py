@@ -1,6 +1,6 @@
 """Group commit: the changes of concurrent commands saved in one transaction.
 
-The event store serialises writers with a table lock held through each commit's flush, so
+The event store serialises writers with a lock held through each commit's flush, so
 one save per command caps throughput at about one commit per millisecond, however many
 threads wait. Commands that reach the save while another save is running queue up; the
 thread whose save just finished takes everything queued and saves it as ONE save (one

@@ -16,8 +16,9 @@ the decoded event, so erasing a customer (destroying its key, rewriting no event
 change of the transcoding leaves the chain intact.
 
 Where they are computed, and why there. The write path saves many aggregates' events in
-one pipelined transaction under the library's table lock, so whatever the chain costs is
-paid inside that lock. Three designs were weighed:
+one pipelined transaction under the writers' lock (`writers_lock_statements`: the
+library's table lock, changed so that vacuum does not stall writes), so whatever the chain
+costs is paid inside that lock. Three designs were weighed:
 
 - a BEFORE INSERT trigger (no round trip; it sees rows inserted earlier by the same
   statement): a plain sha256 chain there can be recomputed by anyone with SQL access,
@@ -55,10 +56,19 @@ from uuid import UUID
 from eventsourcing.persistence import ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor, sql
+from psycopg.abc import Query
 from psycopg.rows import DictRow
 from pydantic import SecretStr
 
-__all__ = ["BACKFILL_TABLE", "ChainKey", "ChainedRecorder", "chain_key", "install_chain"]
+__all__ = [
+    "BACKFILL_TABLE",
+    "ChainKey",
+    "ChainedRecorder",
+    "chain_key",
+    "install_chain",
+    "writers_lock_name",
+    "writers_lock_statements",
+]
 
 BACKFILL_TABLE = "crm_chain_backfill"
 """One row per back-fill: up to which position events were chained after the fact."""
@@ -114,7 +124,7 @@ def chain_key(audit_key: SecretStr | None, secret_key: SecretStr | None) -> Chai
 class ChainedRecorder(PostgresApplicationRecorder):
     """The library's recorder, writing each event with its two chain hashes.
 
-    Inside the library's pipelined insert transaction, after its table lock: one query
+    Inside the library's pipelined insert transaction, after the writers' lock: one query
     fetches the log's head hash, the previous stream hash of each stream the save touches
     and the save's positions; the hashes are computed here and the rows inserted with
     them and their positions. One extra round trip per save, however many events."""
@@ -127,6 +137,7 @@ class ChainedRecorder(PostgresApplicationRecorder):
         sequence = sql.Literal(
             f"{self.datastore.schema}.{self.events_table_name}_notification_id_seq"
         )
+        self.lock_table_statements = writers_lock_statements(table, self.datastore.lock_timeout)
         self._before_insert = sql.SQL(_BEFORE_INSERT).format(table=table, sequence=sequence)
         self._insert = sql.SQL(_INSERT).format(table=table)
 
@@ -185,7 +196,38 @@ class ChainedRecorder(PostgresApplicationRecorder):
         )
 
 
-# Under the table lock: the log's head hash (h), the previous stream hashes (s), and the
+def writers_lock_statements(table: sql.Identifier, lock_timeout: int) -> list[Query]:
+    """What a save runs first, to be the only writer of the events table until it commits.
+
+    The library takes the table in EXCLUSIVE mode, which also conflicts with the SHARE
+    UPDATE EXCLUSIVE lock of VACUUM and ANALYZE. Autovacuum, which visits a growing
+    events table about once a minute, then gets the table whenever no save holds it, and
+    every save waits behind it until PostgreSQL cancels the autovacuum after
+    `deadlock_timeout` (1 s): a one-second stall of all writes about once a minute, and
+    an analyze or vacuum of the events table that never completes under steady writes
+    (an anti-wraparound vacuum, which is not cancelled, would stop writes for its run).
+
+    Writers take a transaction-level advisory lock of the table's name instead, which no
+    vacuum takes. ROW EXCLUSIVE on the table, taken before the positions are drawn, keeps
+    out anyone who still takes the table in EXCLUSIVE mode (a process of the previous
+    release during a rolling upgrade, `install_chain`), and lets vacuum and analyze run
+    beside the writers. `lock_timeout` bounds both waits.
+    """
+    return [
+        sql.SQL("SET LOCAL lock_timeout = '{}s'").format(sql.Literal(lock_timeout)),
+        sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(
+            sql.Literal(writers_lock_name(table))
+        ),
+        sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(table),
+    ]
+
+
+def writers_lock_name(table: sql.Identifier) -> str:
+    """The writers' advisory lock's name (its key is the name's 64-bit hash)."""
+    return f"writers of {table.as_string()}"
+
+
+# Under the writers' lock: the log's head hash (h), the previous stream hashes (s), and the
 # save's positions drawn from the table's own sequence (n), in one statement.
 _BEFORE_INSERT = """
 (SELECT 'h' AS kind, NULL::uuid AS id, log_hash AS hash, NULL::bigint AS n FROM {table}
