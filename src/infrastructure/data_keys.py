@@ -252,16 +252,16 @@ class PostgresKeyRing(KeyRing):
             statement = sql.SQL(
                 "WITH conf AS (SELECT set_config('synchronous_commit', 'off', true)),"
                 " new AS (INSERT INTO {0} (subject_id, wrapped_key)"
-                " SELECT * FROM unnest(%s::uuid[], %s::bytea[])"
+                " SELECT * FROM unnest(%b::uuid[], %b::bytea[])"
                 " ON CONFLICT (subject_id) DO NOTHING RETURNING subject_id, wrapped_key)"
                 " SELECT n.subject_id, n.wrapped_key FROM new AS n, conf UNION ALL"
                 " SELECT k.subject_id, k.wrapped_key FROM {0} AS k, conf"
-                " WHERE k.subject_id = ANY(%s::uuid[])"
+                " WHERE k.subject_id = ANY(%b::uuid[])"
             ).format(self._table)
             parameters: tuple[Any, ...] = (list(new), list(new.values()), subject_ids)
         else:
             statement = sql.SQL(
-                "SELECT subject_id, wrapped_key FROM {} WHERE subject_id = ANY(%s::uuid[])"
+                "SELECT subject_id, wrapped_key FROM {} WHERE subject_id = ANY(%b::uuid[])"
             ).format(self._table)
             parameters = (subject_ids,)
         with self._datastore.get_connection() as connection:  # autocommit

@@ -111,7 +111,7 @@ class SearchModel(ReadModel):
         if not ids:
             return {}
         cursor.execute(
-            sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s)").format(
+            sql.SQL("SELECT {} FROM {} WHERE id = ANY(%b::uuid[])").format(
                 sql.SQL(", ").join(map(sql.Identifier, _STORED)), self.table("customers")
             ),
             (list(ids),),
@@ -123,7 +123,7 @@ class SearchModel(ReadModel):
         if erased:
             # An erased customer is no longer found at all: its row goes.
             cursor.execute(
-                sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self.table("customers")),
+                sql.SQL("DELETE FROM {} WHERE id = ANY(%b::uuid[])").format(self.table("customers")),
                 (erased,),
             )
             rows = [row for row in rows if not row.get(_ERASED)]

@@ -62,7 +62,7 @@ class WordChanges:
         if self.removed:
             cursor.execute(
                 sql.SQL(
-                    "DELETE FROM {} w USING unnest(%s::text[], %s::timestamptz[], %s::uuid[])"
+                    "DELETE FROM {} w USING unnest(%b::text[], %b::timestamptz[], %b::uuid[])"
                     " AS r(word, registered_at, id) WHERE (w.word, w.registered_at, w.id)"
                     " = (r.word, r.registered_at, r.id)"
                 ).format(words),
@@ -72,7 +72,7 @@ class WordChanges:
             cursor.execute(
                 sql.SQL(
                     "INSERT INTO {} (word, registered_at, id)"
-                    " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::uuid[])"
+                    " SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::uuid[])"
                 ).format(words),
                 _columns(self.added),
             )
@@ -83,7 +83,7 @@ class WordChanges:
             # Sorted: two writers never lock the same words in opposite orders.
             sql.SQL(
                 "INSERT INTO {0} AS v (word, customers)"
-                " SELECT * FROM unnest(%s::text[], %s::int[]) ORDER BY 1"
+                " SELECT * FROM unnest(%b::text[], %b::int[]) ORDER BY 1"
                 " ON CONFLICT (word) DO UPDATE SET customers = v.customers + EXCLUDED.customers"
             ).format(vocabulary),
             (sorted(counts), [counts[w] for w in sorted(counts)]),
@@ -91,7 +91,7 @@ class WordChanges:
         gone = sorted(word for word, n in counts.items() if n < 0)
         if gone:
             cursor.execute(
-                sql.SQL("DELETE FROM {} WHERE word = ANY(%s) AND customers <= 0").format(
+                sql.SQL("DELETE FROM {} WHERE word = ANY(%b::text[]) AND customers <= 0").format(
                     vocabulary
                 ),
                 (gone,),
