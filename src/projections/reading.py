@@ -40,12 +40,15 @@ class LogReader:
         self._wants = wants
         self._decided: dict[str, bool] = {}
         self._ignored: list[str] = []
-        """Topics the model ignores: their states are not even sent."""
+        """Topics the model ignores: only their positions are sent (a row's id and
+        state would be loaded for nothing: UUIDs are made in Python)."""
         self._statement = sql.SQL(
-            "SELECT notification_id, originator_id, originator_version, topic,"
-            " CASE WHEN topic = ANY(%s::text[]) THEN NULL ELSE state END"
-            " FROM {}.{} WHERE notification_id > %s AND notification_id <= %s"
-            " ORDER BY notification_id LIMIT %s"
+            "SELECT notification_id, topic, ignored, CASE WHEN ignored THEN NULL ELSE"
+            " originator_id END, CASE WHEN ignored THEN NULL ELSE originator_version END,"
+            " CASE WHEN ignored THEN NULL ELSE state END"
+            " FROM (SELECT *, topic = ANY(%s::text[]) AS ignored FROM {}.{}"
+            " WHERE notification_id > %s AND notification_id <= %s"
+            " ORDER BY notification_id LIMIT %s) AS page"
         ).format(
             sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name)
         )
@@ -68,7 +71,9 @@ class LogReader:
             return None
         decided = self._decided
         wanted_rows = []
-        for position, originator_id, version, topic, state in rows:
+        for position, topic, ignored, originator_id, version, state in rows:
+            if ignored:
+                continue
             wanted = decided.get(topic)
             if wanted is None:
                 wanted = decided[topic] = self._decide(topic)
