@@ -41,6 +41,7 @@ from uuid import UUID, uuid4
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from domain.key_ring import DataKey, KeyRing
 from infrastructure.settings import SettingsError
@@ -264,16 +265,23 @@ class PostgresKeyRing(KeyRing):
                 "SELECT subject_id, wrapped_key FROM {} WHERE subject_id = ANY(%b::uuid[])"
             ).format(self._table)
             parameters = (subject_ids,)
-        with self._datastore.get_connection() as connection:  # autocommit
-            rows = connection.execute(statement, parameters).fetchall()
-        for row in rows:
-            wrapped = row["wrapped_key"]
-            key = (
-                None
-                if wrapped is None
-                else DataKey(row["subject_id"], self._unwrap(row["subject_id"], bytes(wrapped)))
-            )
-            self._remember(row["subject_id"], key)
+        with (
+            self._datastore.get_connection() as connection,  # autocommit
+            connection.cursor(row_factory=tuple_row) as cursor,
+        ):
+            rows = cursor.execute(statement, parameters).fetchall()
+        # A rebuild fetches every customer's key once: one lock and one expiry sweep a page.
+        self._remember_all(
+            [
+                (
+                    subject,
+                    None
+                    if wrapped is None
+                    else DataKey(subject, self._unwrap(subject, bytes(wrapped))),
+                )
+                for subject, wrapped in rows
+            ]
+        )
 
     def _cached(self, subject_id: UUID) -> tuple[bool, DataKey | None]:
         with self._lock:
@@ -287,10 +295,15 @@ class PostgresKeyRing(KeyRing):
             return True, key
 
     def _remember(self, subject_id: UUID, key: DataKey | None) -> None:
+        self._remember_all([(subject_id, key)])
+
+    def _remember_all(self, keys: list[tuple[UUID, DataKey | None]]) -> None:
         with self._lock:
             now = time.monotonic()
-            self._cache[subject_id] = (key, now + self._cache_seconds)
-            self._cache.move_to_end(subject_id)
+            expires = now + self._cache_seconds
+            for subject_id, key in keys:
+                self._cache[subject_id] = (key, expires)
+                self._cache.move_to_end(subject_id)
             # Entries stand in the order of their expiry (a hit does not move one), so the
             # expired ones are at the front: drop them here, or every customer ever read
             # would stay (a soak saw 30% RSS growth in 10 minutes). A destroyed key

@@ -123,7 +123,9 @@ class SearchModel(ReadModel):
         if erased:
             # An erased customer is no longer found at all: its row goes.
             cursor.execute(
-                sql.SQL("DELETE FROM {} WHERE id = ANY(%b::uuid[])").format(self.table("customers")),
+                sql.SQL("DELETE FROM {} WHERE id = ANY(%b::uuid[])").format(
+                    self.table("customers")
+                ),
                 (erased,),
             )
             rows = [row for row in rows if not row.get(_ERASED)]
