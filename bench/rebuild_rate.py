@@ -8,10 +8,10 @@ backends), beside the wall time and the load average.
 
     python -m bench.rebuild_rate seed --events 200000     # once (about 2,000 events/s)
     python -m bench.rebuild_rate run --events 200000 --rounds 3
-    python -m bench.rebuild_rate stop                     # stops the kept server
 
-The server and its data stay in `--data` (default `.data/bench-rebuild`) between commands;
-each size has its own event store schema (`rb_<events>`) and keys.
+The server's data stays in `--data` (default `.data/bench-rebuild`) between commands (the
+server itself runs only while a command does); each size has its own event store schema
+(`rb_<events>`) and keys. Delete the folder to start afresh.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def run(data: Path, events: int, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.rebuild_rate")
-    parser.add_argument("command", choices=("seed", "run", "stop"))
+    parser.add_argument("command", choices=("seed", "run"))
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--data", type=Path, default=Path(".data/bench-rebuild"))
@@ -123,12 +123,8 @@ def main() -> None:
     data.mkdir(parents=True, exist_ok=True)
     if args.command == "seed":
         seed(data, args.events)
-    elif args.command == "run":
-        run(data, args.events, args.rounds)
     else:
-        postgres = EmbeddedPostgres(data / "postgres", keep_data=True)
-        postgres.start()
-        postgres.stop()
+        run(data, args.events, args.rounds)
 
 
 if __name__ == "__main__":
