@@ -5,7 +5,9 @@
     company, DBA name and email, or typo-close to ONE word of them (not the email): pg_trgm
     similarity (`%`) of at least `WORD_SIMILARITY_THRESHOLD` with a word of the vocabulary
     (`search_words`), the customer having that word (`customer_words`). Typos are looked
-    for in words of `TYPO_MIN_LENGTH`+ letters only;
+    for in words of `TYPO_MIN_LENGTH`+ letters only, and for a `q` of several words only
+    when no customer the search may list has all of them as whole words (a full name
+    found as typed lists no "Marc" for "Mark"; nobody's name as typed, it does);
   - phone: the digits of `q` are a substring of the digits of the mobile or other phone,
     whatever formatting either side used;
   - customer number: `q` is the number itself.
@@ -190,7 +192,8 @@ def search_statement(
         ).format(columns=columns, table=table, where=_all(where))
         return statement, params
     trgm = sql.Identifier(trgm_schema)
-    tiers, rank, typo_words = _q_tiers(q, criteria, trgm, schema, params)
+    tiers, rank, typo_words, exact = _q_tiers(q, criteria, trgm, schema, params)
+    filters = list(where)  # the search's own conditions: the same on every page
     if after is not None:
         params["after_rank"], params["after_at"], params["after_id"] = after
         where.append(
@@ -247,12 +250,28 @@ def search_statement(
                     selected, table, _all([*where, tier.condition]), newest
                 )
             )
-    close = [
+    close: list[sql.Composable] = []
+    untyped = sql.SQL("")
+    if exact is not None and typo_words:
+        # q as typed is someone's name: its typos are not looked for (see `_q_tiers`).
+        # A one-time filter: the vocabulary is not read when it holds. Its own walk of
+        # the entries, not the tier's (a CTE of those would be walked whole, where the
+        # tier stops at its page): it runs only when the tiers above did not fill the
+        # page, and stops at its first customer.
+        close.append(
+            sql.SQL(
+                "typed AS MATERIALIZED (SELECT EXISTS (SELECT FROM ({}) w JOIN {} c"
+                " ON c.id = w.id WHERE {}) AS found)"
+            ).format(exact, table, _all(filters))
+        )
+        untyped = sql.SQL(" AND NOT (SELECT found FROM typed)")
+    close += [
         sql.SQL(
             # A word containing q's word is no typo of it: its customers are found by
             # substring (and would be fetched here only to be left out).
             "close{k} AS MATERIALIZED (SELECT v.word, v.customers FROM {vocabulary} v"
             " WHERE v.word OPERATOR({trgm}.%%) %(word{k})s AND v.word NOT LIKE %(like{k})s"
+            "{untyped}"
             " ORDER BY {trgm}.similarity(v.word, %(word{k})s) + {swapped} DESC, v.word"
             " LIMIT {words})"
         ).format(
@@ -260,6 +279,7 @@ def search_statement(
             k=sql.SQL(str(k)),
             vocabulary=sql.Identifier(schema, "search_words"),
             trgm=trgm,
+            untyped=untyped,
             words=sql.Literal(CLOSE_WORDS),
         )
         for k in typo_words
@@ -277,10 +297,14 @@ def _q_tiers(
     trgm: sql.Identifier,
     schema: str,
     params: dict[str, Any],
-) -> tuple[list[Tier], sql.Composable, list[int]]:
+) -> tuple[list[Tier], sql.Composable, list[int], sql.Composable | None]:
     """The tiers of matches for `q` (normalised), best first, that together are every
     match and never overlap; the rank expression; which words of q are looked for as
-    typos (each needs its `close<i>` words, see `search_statement`)."""
+    typos (each needs its `close<i>` words, see `search_statement`); for a phrase, the
+    `customer_words` entries of the customers with all its words as whole words
+    (`exact`): when one of them passes the search's conditions, q is taken as typed and
+    no typo of its words is looked for (the vocabulary's trigram probe was half of a
+    full name's time, for typos of a name found as typed)."""
     words = q.split()[:MAX_WORDS]
     phrase = " ".join(words)
     params["q"] = phrase
@@ -356,12 +380,14 @@ def _q_tiers(
         above.append(whole_words)
     substrings = [_contains(word, f"like{i}", params) for i, word in enumerate(words)]
     typo_words = [i for i, word in enumerate(words) if is_typo_word(word)]
+    exact = None
     if typo_words or "word" in params:
         # Words starting with q, then the rest: the typo arm (the costly part) runs only
         # when the first did not fill the page. A row has a word starting with q exactly
         # when one of its words does (q has no space): a range of the words' key, whose
         # entries are sorted newest first, and only the page's rows are read.
-        tiers += _word_start_tiers(words, whole_words, above, customer_words, params)
+        starts, exact = _word_start_tiers(words, whole_words, above, customer_words, params)
+        tiers += starts
         above.append(word_start)
     # The rest: every word of q a substring of the row, or one of them typo-close to one
     # of its words instead (two typo'd words at once are not looked for: each would
@@ -398,7 +424,7 @@ def _q_tiers(
         for driven in (few, many):
             rest.append(Tier(_first(_all([*others, driven, not_k]), above)))
     tiers.append(Tier(sql.SQL("true"), merged=rest))
-    return tiers, sql.SQL(" + ").join(rank), typo_words
+    return tiers, sql.SQL(" + ").join(rank), typo_words, exact
 
 
 def _word_start_tiers(
@@ -407,8 +433,9 @@ def _word_start_tiers(
     above: list[sql.Composable],
     customer_words: sql.Identifier,
     params: dict[str, Any],
-) -> list[Tier]:
-    """The rows where a word starts with q (no better tier's), through `customer_words`.
+) -> tuple[list[Tier], sql.Composable | None]:
+    """The rows where a word starts with q (no better tier's), through `customer_words`;
+    for a phrase, the entries of its whole words' tier (`exact`, see `_q_tiers`).
 
     q's words but the last are whole words of such a row and one of its words starts
     with the last (the phrase itself is then checked on the row); a row of q's whole
@@ -423,7 +450,7 @@ def _word_start_tiers(
             " ORDER BY p.registered_at DESC, p.id DESC) w"
         ).format(customer_words)
         # (above holds the whole word already: its own tier came first)
-        return [Tier(_first(sql.SQL("true"), above), entries=entries, rank=WORD_START_RANK)]
+        return [Tier(_first(sql.SQL("true"), above), entries=entries, rank=WORD_START_RANK)], None
     # The customers with all those words, by the words' key: the planner starts from the
     # word it estimates rarest and looks the others up by their whole key.
     joins = [sql.SQL("{} p").format(customer_words)]
@@ -441,18 +468,24 @@ def _word_start_tiers(
 
     def having(last_word: str) -> sql.Composable:
         return sql.SQL(
-            "(SELECT DISTINCT p.registered_at, p.id FROM {} WHERE {}"
-            " ORDER BY p.registered_at DESC, p.id DESC) w"
+            "SELECT DISTINCT p.registered_at, p.id FROM {} WHERE {}"
+            " ORDER BY p.registered_at DESC, p.id DESC"
         ).format(sql.SQL(" ").join(joins), _all([sql.SQL(last_word), *others]))
 
-    return [
-        Tier(_first(whole_words, above), entries=having("p.word = %(last)s"), rank=WHOLE_WORD_RANK),
+    exact = having("p.word = %(last)s")
+    tiers = [
+        Tier(
+            _first(whole_words, above),
+            entries=sql.SQL("({}) w").format(exact),
+            rank=WHOLE_WORD_RANK,
+        ),
         Tier(
             _first(sql.SQL(TEXT + " LIKE %(word_start)s"), [*above, whole_words]),
-            entries=having("p.word LIKE %(prefix)s"),
+            entries=sql.SQL("({}) w").format(having("p.word LIKE %(prefix)s")),
             rank=WORD_START_RANK,
         ),
     ]
+    return tiers, exact
 
 
 @dataclass(frozen=True)

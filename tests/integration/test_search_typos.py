@@ -142,3 +142,42 @@ def test_the_same_letters_swapped_rank_above_a_word_closer_by_trigrams(
     model = open_model()
     follow_to_head(stack, model)
     assert ids(stack, model, "Korslaard") == [swapped, closer]
+
+
+def test_a_full_name_someone_has_as_typed_lists_no_typos_of_it(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    """Looking for typos of a name found as typed was half of a full name's time at a
+    million customers, for rows that are other people ("Marc" for "Mark")."""
+    service = stack[1]
+    mark = register(service, "Mark", "Lovtorson")
+    marc = register(service, "Marc", "Lovtorson")
+    cousin = register(service, "Mark", "Lovtorsen")
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "Mark Lovtorson") == [mark]
+    assert set(ids(stack, model, "Mark Lovtorsan")) == {mark, cousin}  # nobody's: typos
+    assert set(ids(stack, model, "Lovtorson")) == {mark, marc, cousin}  # one word: as before
+
+
+def test_a_full_name_nobody_has_as_typed_finds_its_typos_even_of_real_words(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    service = stack[1]
+    marc = register(service, "Marc", "Lovtorson")
+    register(service, "Mark", "Pemberton")  # "mark" is someone's word, not with Lovtorson
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "Mark Lovtorson") == [marc]
+
+
+def test_a_full_name_only_a_deleted_customer_has_is_looked_for_as_typos(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    service = stack[1]
+    gone = register(service, "Mark", "Lovtorson")
+    marc = register(service, "Marc", "Lovtorson")
+    service.delete_customer(gone, expected_version=1)
+    model = open_model()
+    follow_to_head(stack, model)
+    assert ids(stack, model, "Mark Lovtorson") == [marc]
