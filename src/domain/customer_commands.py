@@ -68,7 +68,9 @@ class CustomerCommands(WritePath):
         """Register a customer, reserving its email, mobile phone, username and number; the
         answer names its likely duplicates among the customers known (or None: unchecked)."""
         registration = self._registration_of(fields)
-        return self.execute(self._registration(registration, customer_id), idempotency)
+        return self.execute(
+            self._registration(registration, customer_id), idempotency, replay_on_conflict=True
+        )
 
     def register_customers(
         self, registrations: Sequence[tuple[UUID, Mapping[str, Any]]]

@@ -94,12 +94,19 @@ class WritePath(Application[UUID]):
         idempotency: Idempotency | None,
         *,
         key: UUID | None = None,
+        replay_on_conflict: bool = False,
     ) -> Receipt:
         """Run `attempt` and save what it decided; replay a keyed request's first outcome.
 
         `key` names the existing aggregate the command changes, if any.
+        `replay_on_conflict`: the earlier outcome is not read before the first attempt, only
+        once that attempt is refused. The record is saved with the command's own events, as
+        version 1 of its stream, so a repeat's save is always refused and then replayed: for
+        a command that only creates aggregates (a registration), whose repeat would do no
+        more than take a customer number and a made-ahead data key it leaves unused, this
+        saves the first-time request a read.
         """
-        if idempotency and (earlier := self._earlier_outcome(idempotency)):
+        if idempotency and not replay_on_conflict and (earlier := self._earlier_outcome(idempotency)):
             return earlier
         turn = self._turns[hash(key) % _TURN_STRIPES] if key else contextlib.nullcontext()
         with turn:

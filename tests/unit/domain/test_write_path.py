@@ -221,15 +221,64 @@ class TwinAfterCheckService(CustomerService):
 
 
 def test_a_keyed_request_refused_because_its_twin_won_replays_the_twin() -> None:
-    """When the twin's effect refuses the decision (email now taken), the twin's answer is given."""
+    """When the twin's effect refuses the decision (a newer version), the twin's answer is given."""
     service = TwinAfterCheckService()
+    ann = service.register_customer({"first_name": "Ann"}).aggregate_id
     key = Idempotency(uuid4(), "fp")
-    fields = {"first_name": "Ann", "email": "ann@example.com"}
     twin: list[Any] = []
-    service.twin = lambda: twin.append(service.register_customer(fields, key))
-    answer = service.register_customer(fields, key)
+
+    def change() -> Any:
+        return service.change_profile(ann, {"last_name": "Lee"}, expected_version=1, idempotency=key)
+
+    service.twin = lambda: twin.append(change())
+    answer = change()
     assert answer.replayed
-    assert answer.aggregate_id == twin[0].aggregate_id
+    assert (answer.version, answer.result) == (twin[0].version, twin[0].result)
+
+
+class ReadsCountedService(CustomerService):
+    """A service that counts its reads of idempotency records."""
+
+    def __init__(self) -> None:
+        super().__init__(sealer=SecretSealer(SecretSealer.generate_key()))
+        self.record_reads = 0
+
+    def _earlier_outcome(self, idempotency: Idempotency) -> Any:
+        self.record_reads += 1
+        return super()._earlier_outcome(idempotency)
+
+
+def test_a_first_keyed_registration_reads_no_idempotency_record_and_its_repeat_replays() -> None:
+    """A registration tries its save first; only a refused save looks for the earlier outcome,
+    and a repeat (its record refuses the save) answers with it and registers nobody."""
+    service = ReadsCountedService()
+    key = Idempotency(uuid4(), "fp")
+    fields = {"first_name": "Ann", "email": "ann@example.com", "mobile_phone": "+14155552671"}
+    first = service.register_customer(fields, key)
+    assert service.record_reads == 0
+    recorded = events_recorded(service)
+    again = service.register_customer(fields, key)
+    assert again.replayed and service.record_reads == 1
+    assert (again.aggregate_id, again.version, again.result) == (
+        first.aggregate_id,
+        first.version,
+        first.result,
+    )
+    assert events_recorded(service) == recorded
+
+
+def test_a_repeated_registration_key_with_another_body_is_refused_after_its_save_is() -> None:
+    """A registration's key reused for other values (all of them new) is still refused, naming
+    the header, and saves nothing."""
+    service = ReadsCountedService()
+    record_id = uuid4()
+    service.register_customer({"first_name": "Ann"}, Idempotency(record_id, "fp-1"))
+    recorded = events_recorded(service)
+    with pytest.raises(IdempotencyKeyReusedError):
+        service.register_customer(
+            {"first_name": "Bob", "email": "bob@example.com"}, Idempotency(record_id, "fp-2")
+        )
+    assert events_recorded(service) == recorded
 
 
 def test_idempotency_keys_are_scoped_to_the_caller() -> None:
