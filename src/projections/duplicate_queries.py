@@ -52,7 +52,7 @@ class DuplicateLookup:
     def __init__(self, datastore: Any, schema: str) -> None:
         self._datastore = datastore
         self._schema = schema
-        self._statement: sql.Composed | None = None
+        self._statement: bytes | None = None
 
     def __call__(self, customers: Sequence[NewCustomer]) -> list[list[dict[str, Any]]] | None:
         keys, names = [], []
@@ -101,7 +101,9 @@ class DuplicateLookup:
             for likely in found
         ]
 
-    def _select(self, cursor: Any) -> sql.Composed:
+    def _select(self, cursor: Any) -> bytes:
+        # Composed once, as bytes: psycopg would compose a `sql.Composed` again at every
+        # execution (some 30 us of this registration's CPU for this one).
         if self._statement is None:
             self._statement = sql.SQL(
                 "WITH q AS (SELECT * FROM jsonb_to_recordset(%(keys)s::jsonb)"
@@ -124,7 +126,7 @@ class DuplicateLookup:
                 keys=sql.Identifier(self._schema, "match_keys"),
                 customers=sql.Identifier(self._schema, "customers"),
                 holders=holders_count(sql.Identifier(self._schema, "match_keys"), "q"),
-            )
+            ).as_bytes(cursor)
         return self._statement
 
 
