@@ -20,7 +20,12 @@ from typing import Any
 
 from stdnum import luhn
 
-__all__ = ["card_number_fields", "looks_like_card_number", "redact_card_numbers"]
+__all__ = [
+    "card_number_fields",
+    "json_card_number_fields",
+    "looks_like_card_number",
+    "redact_card_numbers",
+]
 
 _CANDIDATE = re.compile(
     r"(?<![\w+\-.])"  # not the tail of a longer token, a phone's + or a decimal
@@ -92,3 +97,19 @@ def card_number_fields(value: Any, path: str = "") -> Iterator[str]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from card_number_fields(item, f"{path}[{index}]")
+
+
+def json_card_number_fields(text: str, value: Any) -> list[str]:
+    """`card_number_fields` of a JSON document, given as its text and its parsed `value`;
+    most documents are cleared by one search of the text instead of a walk of every value.
+
+    Without a backslash (an escape) in the text, each string, key and integer of the
+    document is written in it character for character, between delimiters (a quote, a
+    comma, a colon, a bracket, whitespace) that neither a card number's pattern can
+    include nor its boundary checks refuse. So a text in which nothing looks like a card
+    number holds no value that does. An escaped document (`"\\u0034111..."` is a card
+    number written in escapes) and any text with a candidate are walked value by value, for
+    the paths to name."""
+    if "\\" not in text and not looks_like_card_number(text):
+        return []
+    return list(card_number_fields(value))

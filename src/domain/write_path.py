@@ -106,7 +106,8 @@ class WritePath(Application[UUID]):
         more than take a customer number and a made-ahead data key it leaves unused, this
         saves the first-time request a read.
         """
-        if idempotency and not replay_on_conflict and (earlier := self._earlier_outcome(idempotency)):
+        read_first = not replay_on_conflict
+        if idempotency and read_first and (earlier := self._earlier_outcome(idempotency)):
             return earlier
         turn = self._turns[hash(key) % _TURN_STRIPES] if key else contextlib.nullcontext()
         with turn:

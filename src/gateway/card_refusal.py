@@ -30,14 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from domain.card_numbers import card_number_fields, looks_like_card_number
+from domain.card_numbers import json_card_number_fields, looks_like_card_number
 from gateway.operations import operation_of
 from gateway.problems import FieldError, Problem
-from gateway.requests import read_body
+from gateway.requests import parse_json, read_body
 
 __all__ = ["CARD_NUMBER_MESSAGE", "card_number_middleware", "card_number_problem"]
 
@@ -95,15 +94,15 @@ def _in_headers(request: web.Request) -> list[str]:
 async def _in_body(request: web.Request) -> list[str]:
     if not request.body_exists or not _is_json(request.content_type) or _streams_body(request):
         return []
-    # Read once here; aiohttp keeps the bytes, so the handler's read gets the same body.
+    # Read and parsed once here; aiohttp keeps the bytes and `read_json` takes the parse.
     body = await read_body(request)
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    parsed = await parse_json(request)
+    if parsed.malformed is not None:
         # The handler answers 400 for the syntax; the text is still searched as text.
         text = body.decode("utf-8", errors="replace")
         return ["body"] if looks_like_card_number(text) else []
-    return list(card_number_fields(data))
+    # Well-formed JSON is valid UTF-8.
+    return json_card_number_fields(body.decode("utf-8"), parsed.value)
 
 
 def _streams_body(request: web.Request) -> bool:

@@ -15,6 +15,7 @@ handlers (which `routes.py` imports) can read them without importing `app.py`.
     request[REQUEST_ID_KEY]  the accepted or generated X-Request-ID
     request[PRINCIPAL_KEY]   the verified token's principal (absent on open routes)
     request[ACTOR_KEY]       the principal's sub, for the access log
+    request[PARSED_JSON_KEY] the JSON body as parsed once (`gateway.requests.parse_json`)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from gateway.breaker import DatabaseBreaker
     from gateway.observability import HttpMetrics
     from gateway.reads import ProgressWatcher
+    from gateway.requests import ParsedJson
 
 __all__ = [
     "ACTOR_KEY",
@@ -41,6 +43,7 @@ __all__ = [
     "EXECUTOR_KEY",
     "METRICS_KEY",
     "OPENAPI_KEY",
+    "PARSED_JSON_KEY",
     "PRINCIPAL_KEY",
     "PROGRESS_KEY",
     "READINESS_KEY",
@@ -105,6 +108,7 @@ SCRAPE_HOOKS_KEY: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")
 ACTOR_KEY = web.RequestKey("actor", str)
+PARSED_JSON_KEY: web.RequestKey[ParsedJson] = web.RequestKey("parsed_json")
 # Set once the response headers are on the wire: after that an error can no longer be
 # answered with a problem document, only by dropping the connection.
 RESPONSE_STARTED_KEY = web.RequestKey("response_started", bool)

@@ -11,6 +11,7 @@ import asyncio
 import re
 import types
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar, Union, get_args, get_origin
@@ -20,18 +21,20 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from gateway.keys import SETTINGS_KEY
+from gateway.keys import PARSED_JSON_KEY, SETTINGS_KEY
 from gateway.problems import FieldError, Problem, validation_problem
 
 __all__ = [
     "JSON_CONTENT_TYPE",
     "MERGE_PATCH_CONTENT_TYPE",
+    "ParsedJson",
     "command_headers",
     "dumps",
     "etag",
     "idempotency_key",
     "json_response",
     "optional_if_match",
+    "parse_json",
     "parse_query",
     "path_uuid",
     "read_body",
@@ -58,14 +61,10 @@ async def read_json(request: web.Request, model: type[M], *, allow_empty: bool =
     body = await read_body(request)
     if not body.strip():
         raise Problem(400, "The body is empty; a JSON object is expected.", slug="malformed-json")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(
-            400,
-            f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
-            slug="malformed-json",
-        ) from None
+    parsed = await parse_json(request)
+    if parsed.malformed is not None:
+        raise Problem(400, f"Malformed JSON at {parsed.malformed}.", slug="malformed-json")
+    data = parsed.value
     if not isinstance(data, dict):
         message = f"expected a JSON object, got {_json_kind(data)}"
         raise Problem(
@@ -74,6 +73,29 @@ async def read_json(request: web.Request, model: type[M], *, allow_empty: bool =
             errors=[FieldError(field=None, message=message)],
         )
     return _validate(model, body)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedJson:
+    """A request's body parsed as JSON: its value, or where and why it is malformed."""
+
+    value: Any
+    malformed: str | None = None
+    """`line 1, column 7: unexpected character` (None: well-formed)."""
+
+
+async def parse_json(request: web.Request) -> ParsedJson:
+    """The body parsed as JSON, once per request: the card-number refusal parses it before
+    the handler, and `read_json` takes its result instead of parsing again."""
+    parsed = request.get(PARSED_JSON_KEY)
+    if parsed is None:
+        body = await read_body(request)
+        try:
+            parsed = ParsedJson(orjson.loads(body))
+        except orjson.JSONDecodeError as exc:
+            parsed = ParsedJson(None, f"line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        request[PARSED_JSON_KEY] = parsed
+    return parsed
 
 
 async def read_body(request: web.Request) -> bytes:

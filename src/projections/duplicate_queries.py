@@ -105,7 +105,7 @@ class DuplicateLookup:
         # Composed once, as bytes: psycopg would compose a `sql.Composed` again at every
         # execution (some 30 us of this registration's CPU for this one).
         if self._statement is None:
-            self._statement = sql.SQL(
+            statement = sql.SQL(
                 "WITH q AS (SELECT * FROM jsonb_to_recordset(%(keys)s::jsonb)"
                 " AS q(row integer, kind text, key text, source text)),"
                 # A key that would be common once this customer holds it pairs nobody.
@@ -126,7 +126,8 @@ class DuplicateLookup:
                 keys=sql.Identifier(self._schema, "match_keys"),
                 customers=sql.Identifier(self._schema, "customers"),
                 holders=holders_count(sql.Identifier(self._schema, "match_keys"), "q"),
-            ).as_bytes(cursor)
+            )
+            self._statement = statement.as_bytes(cursor)
         return self._statement
 
 

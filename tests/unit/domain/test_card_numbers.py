@@ -3,14 +3,22 @@ not phone numbers, UUIDs or other long numbers people send."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from stdnum import luhn
 
-from domain.card_numbers import card_number_fields, looks_like_card_number, redact_card_numbers
+from domain.card_numbers import (
+    card_number_fields,
+    json_card_number_fields,
+    looks_like_card_number,
+    redact_card_numbers,
+)
 
 TEST_CARDS = [
     "4111111111111111",  # Visa
@@ -120,3 +128,48 @@ def test_redaction_replaces_only_what_looks_like_a_card() -> None:
     text = "/v1/customers/4111-1111-1111-1111/x and order 4111111111111112"
     assert redact_card_numbers(text) == "/v1/customers/<card number>/x and order 4111111111111112"
     assert redact_card_numbers("/v1/customers") == "/v1/customers"
+
+
+# Text that comes close to card numbers: digits, their separators, JSON's delimiters and
+# what the boundary checks look at (a word, +, -, ., @), and test numbers whole.
+_NEAR_CARDS = st.one_of(
+    st.text('0123456789 -+.@ax"\\:,', max_size=40),
+    st.sampled_from(TEST_CARDS).map(lambda n: f"x {n} y"),
+    st.sampled_from(TEST_CARDS).map(lambda n: " ".join(n[i : i + 4] for i in range(0, len(n), 4))),
+    st.sampled_from(TEST_CARDS),
+)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.sampled_from([int(n) for n in TEST_CARDS])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _NEAR_CARDS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_NEAR_CARDS, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_JSON, st.booleans())
+def test_the_json_text_search_names_what_the_walk_of_its_values_names(
+    value: Any, ascii_only: bool
+) -> None:
+    """Cleared by its text or walked, a document gets the walk's answer, as orjson writes it
+    and with every non-ASCII character escaped."""
+    text = json.dumps(value) if ascii_only else orjson.dumps(value).decode()
+    parsed = orjson.loads(text)
+    assert json_card_number_fields(text, parsed) == list(card_number_fields(parsed))
+
+
+def test_a_card_number_written_in_escapes_is_found() -> None:
+    """`\\u0034` is a "4": the text holds no digits in a row, the value does."""
+    text = '{"note": "\\u0034111 1111 1111 1111", "ok": "-"}'
+    assert json_card_number_fields(text, orjson.loads(text)) == ["note"]
+
+
+def test_a_document_without_a_candidate_is_cleared_by_its_text() -> None:
+    """The walk is skipped (its value is not even looked at) when the text holds nothing."""
+    text = '{"phone": "+1 415 555 2671", "postal_code": "94103", "n": 12}'
+    assert json_card_number_fields(text, object()) == []

@@ -228,7 +228,9 @@ def test_a_keyed_request_refused_because_its_twin_won_replays_the_twin() -> None
     twin: list[Any] = []
 
     def change() -> Any:
-        return service.change_profile(ann, {"last_name": "Lee"}, expected_version=1, idempotency=key)
+        return service.change_profile(
+            ann, {"last_name": "Lee"}, expected_version=1, idempotency=key
+        )
 
     service.twin = lambda: twin.append(change())
     answer = change()

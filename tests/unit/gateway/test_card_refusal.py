@@ -12,7 +12,9 @@ from aiohttp import web
 
 from domain.cards import BRANDS
 from gateway.account_schemas import Brand
+from gateway.keys import PARSED_JSON_KEY
 from gateway.operations import Body, operation
+from gateway.requests import parse_json
 
 PROBLEM = "application/problem+json"
 CARD = "4111 1111 1111 1111"
@@ -134,3 +136,20 @@ async def test_an_operation_that_streams_its_body_gets_it_whole(client: Any) -> 
     response = await client.post("/upload", data=body, headers={"Content-Type": "application/json"})
     assert response.status == 200
     assert (await response.json())["size"] == len(body)
+
+
+async def test_the_body_is_parsed_once_for_the_refusal_and_the_handler(
+    make_client: Any, bearer: Any
+) -> None:
+    """The handler's `parse_json` gets the parse the refusal made (one parse per request)."""
+    seen: list[Any] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request[PARSED_JSON_KEY])
+        seen.append(await parse_json(request))
+        return web.json_response({"ok": True})
+
+    client = await make_client([web.post("/parsed", handler)])
+    response = await client.post("/parsed", json={"a": [1, "b"]}, headers=bearer())
+    assert response.status == 200
+    assert seen[0] is seen[1] and seen[0].value == {"a": [1, "b"]}
