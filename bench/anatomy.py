@@ -83,6 +83,8 @@ _PARTS: tuple[tuple[str, str], ...] = (
     ("prometheus_client", "metrics"),
     ("structlog", "access log (structlog + logging)"),
     ("logging/__init__", "access log (structlog + logging)"),
+    ("card_numbers", "card-number refusal of the body, path, query and headers"),
+    ("DuplicateLookup", "likely duplicates look-up (one statement)"),
     ("Repository.get", "reads: repository.get (reservations, number, idempotency)"),
     ("Mapper.to_stored_event", "save: encoding events (mapper, JSON transcoder)"),
     ("insert_events", "save: LOCK/NOTIFY/INSERT/COMMIT through psycopg"),
