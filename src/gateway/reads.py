@@ -53,6 +53,8 @@ class ProgressWatcher:
         self._pool = pool
         self._positions: dict[str, int] = defaultdict(int)
         self._changed = asyncio.Condition()
+        self._waiting = 0
+        """Requests waiting for a position now: without any, a notice wakes nobody."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self, database_url: str) -> None:
@@ -74,9 +76,15 @@ class ProgressWatcher:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), min(remaining, _RECHECK_SECONDS))
+            self._waiting += 1
+            try:
+                async with self._changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._changed.wait(), min(remaining, _RECHECK_SECONDS)
+                        )
+            finally:
+                self._waiting -= 1
 
     async def _refresh(self, schema: str) -> int:
         async with self._pool.connection() as connection:
@@ -106,8 +114,11 @@ class ProgressWatcher:
                     async for notice in connection.notifies():
                         schema, _, position = notice.payload.rpartition(":")
                         self._positions[schema] = max(self._positions[schema], int(position))
-                        async with self._changed:
-                            self._changed.notify_all()
+                        # Every read model's commit is noticed (several per registration);
+                        # most find nobody waiting.
+                        if self._waiting:
+                            async with self._changed:
+                                self._changed.notify_all()
             except (psycopg.Error, OSError) as error:
                 _log.warning("progress_listener_reconnecting", error=repr(error))
                 await asyncio.sleep(1.0)

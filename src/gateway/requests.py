@@ -106,6 +106,10 @@ async def read_body(request: web.Request) -> bytes:
     and its memory forever: the time to the last byte is bounded, and the connection is
     closed with the answer (what is left of the body is never read).
     """
+    if not request.can_read_body:
+        # Read already (the card-number refusal, `read_json` and the idempotency
+        # fingerprint each ask), or none was sent: nothing to wait for, so no timer to set.
+        return await request.read()
     seconds = request.app[SETTINGS_KEY].body_timeout_seconds
     try:
         async with asyncio.timeout(seconds):
