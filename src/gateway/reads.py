@@ -47,14 +47,19 @@ class ReadQuery(BaseModel):
 
 
 class ProgressWatcher:
-    """Each read model's processed position, kept fresh by LISTEN, with waiters to wake."""
+    """Each read model's processed position, kept fresh by LISTEN, with waiters to wake.
+
+    A notification wakes only the waiters of its read model whose position it reached:
+    every follower notifies every batch, and waking every waiter on each one (each then
+    asking the database again) cost the gateway more than the searches the waiters made.
+    The database is asked when a wait begins and after each quiet `_RECHECK_SECONDS`,
+    which covers a notification lost to a reconnect.
+    """
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
         self._positions: dict[str, int] = defaultdict(int)
-        self._changed = asyncio.Condition()
-        self._waiting = 0
-        """Requests waiting for a position now: without any, a notice wakes nobody."""
+        self._waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
 
     def start(self, database_url: str) -> None:
@@ -70,21 +75,39 @@ class ProgressWatcher:
         """Whether the read model in `schema` reached `position` within that many seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_seconds
-        while True:
-            if self._positions[schema] >= position or await self._refresh(schema) >= position:
-                return True
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            self._waiting += 1
+        if self._positions[schema] >= position or await self._refresh(schema) >= position:
+            return True
+        while (remaining := deadline - loop.time()) > 0:
+            reached: asyncio.Future[None] = loop.create_future()
+            entry = (position, reached)
+            self._waiters[schema].append(entry)
             try:
-                async with self._changed:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._changed.wait(), min(remaining, _RECHECK_SECONDS)
-                        )
+                await asyncio.wait_for(reached, min(remaining, _RECHECK_SECONDS))
+                return True
+            except TimeoutError:
+                if await self._refresh(schema) >= position:
+                    return True
             finally:
-                self._waiting -= 1
+                # Timed out (wait_for cancelled it) or woken: either way no longer waiting.
+                with contextlib.suppress(ValueError):
+                    self._waiters[schema].remove(entry)
+        return False
+
+    def _advance(self, schema: str, position: int) -> None:
+        if position <= self._positions[schema]:
+            return
+        self._positions[schema] = position
+        waiting = self._waiters.get(schema)
+        if not waiting:
+            return
+        still = []
+        for entry in waiting:
+            if entry[0] <= position:
+                if not entry[1].done():
+                    entry[1].set_result(None)
+            else:
+                still.append(entry)
+        waiting[:] = still
 
     async def _refresh(self, schema: str) -> int:
         async with self._pool.connection() as connection:
@@ -98,8 +121,7 @@ class ProgressWatcher:
             except psycopg.errors.UndefinedTable:
                 return 0
             row = await cursor.fetchone()
-        position = int(row["notification_id"]) if row else 0
-        self._positions[schema] = max(self._positions[schema], position)
+        self._advance(schema, int(row["notification_id"]) if row else 0)
         return self._positions[schema]
 
     async def _listen(self, database_url: str) -> None:
@@ -113,12 +135,7 @@ class ProgressWatcher:
                     )
                     async for notice in connection.notifies():
                         schema, _, position = notice.payload.rpartition(":")
-                        self._positions[schema] = max(self._positions[schema], int(position))
-                        # Every read model's commit is noticed (several per registration);
-                        # most find nobody waiting.
-                        if self._waiting:
-                            async with self._changed:
-                                self._changed.notify_all()
+                        self._advance(schema, int(position))
             except (psycopg.Error, OSError) as error:
                 _log.warning("progress_listener_reconnecting", error=repr(error))
                 await asyncio.sleep(1.0)
