@@ -62,6 +62,18 @@ class SelectiveSink(Sink, Protocol):
     def process(self, batch: Sequence[tuple[int, Any]], *, through: int | None = None) -> None: ...
 
 
+@dataclass
+class _Unsaved:
+    """Positions read after the saved one that held no event the model wants."""
+
+    after: int
+    """The saved position they follow: if it moves, they are forgotten."""
+    since: float
+    """When the first of them was read (monotonic)."""
+    through: int = 0
+    """The last of them."""
+
+
 def leader_lock_key(service: CustomerService, name: str) -> str:
     """The advisory lock's key: per schema, so two services in one database do not compete."""
     schema = service.recorder.datastore.schema  # type: ignore[attr-defined]
@@ -117,6 +129,13 @@ class Follower:
     stop_event: threading.Event = field(default_factory=threading.Event)
     on_batch: Callable[[int], None] | None = None
     """Called with the new position after each batch (tests, progress bars)."""
+    save_skipped_after: float = 0.05
+    """How long a read model may leave unsaved the position of events it does not want.
+
+    Most commits concern a few read models only; saving every model's position after
+    every commit cost each of the others a transaction (and the gateway a notification)
+    per write. Such a position is saved with the model's next batch, or after this many
+    seconds: a reader waiting for it (`min_position`) waits at most this much longer."""
     _lag_checked_at: float = field(default=0.0, init=False)
 
     def run(self) -> None:
@@ -150,6 +169,7 @@ class Follower:
             self.wakeups = LogWakeups(self.database_url, recorder.channel_name)
         wakeups = self.wakeups
         wakeups.start()
+        unsaved: _Unsaved | None = None
         try:
             last_check = time.monotonic()
             while not self.stop_event.is_set():
@@ -157,25 +177,38 @@ class Follower:
                 seen = wakeups.generation()
                 # The saved position, not a remembered one: a rebuild swapped in under a
                 # batch in flight may have taken that batch's commit with the old tables.
-                position = self.sink.position()
+                saved = self.sink.position()
+                if unsaved is not None and unsaved.after != saved:
+                    unsaved = None  # the saved position moved (a swap): go on from it
+                position = saved if unsaved is None else unsaved.through
                 try:
                     found = self._step(position, reader)
+                    if found is not None and reader is not None and not found[1]:
+                        # Nothing this model wants: its position is saved later, with its
+                        # next batch or once `save_skipped_after` has passed.
+                        unsaved = unsaved or _Unsaved(saved, time.monotonic())
+                        unsaved.through = found[0]
+                    elif found is not None:
+                        unsaved = None
+                    if unsaved is not None and time.monotonic() >= self._due(unsaved):
+                        self._save(unsaved)
+                        unsaved = None
                 except PositionMovedError:
                     _log.info("follower_position_moved", follower=self.name)
+                    unsaved = None
                     continue
                 if found is None:
                     self._record_lag(position, None)
-                    wakeups.wait_after(seen, self.poll_seconds)
                 else:
                     read_to, batch = found
                     self._record_lag(read_to, batch[-1][1] if batch else None)
-                    if self.on_batch is not None:
+                    if self.on_batch is not None and unsaved is None:
                         self.on_batch(read_to)
-                    # Fewer positions than a batch: the read reached the end of the log,
-                    # so read again only when something new is notified (positions have
-                    # gaps, so a wide span may still be the end: then one more read).
-                    if read_to - position < self.batch_size:
-                        wakeups.wait_after(seen, self.poll_seconds)
+                # No batch, or fewer positions than a batch: the read reached the end of
+                # the log, so read again only when something new is notified (positions
+                # have gaps, so a wide span may still be the end: then one more read).
+                if found is None or found[0] - position < self.batch_size:
+                    unsaved = self._wait(wakeups, seen, unsaved)
                 if time.monotonic() - last_check > 5:
                     last_check = time.monotonic()
                     if not lock.still_held():
@@ -186,13 +219,36 @@ class Follower:
                 wakeups.stop()
                 self.wakeups = None
 
+    def _wait(self, wakeups: LogWakeups, seen: int, unsaved: _Unsaved | None) -> _Unsaved | None:
+        """Wait for the next commit; save the skipped positions if none comes before they
+        are due. Returns what is still unsaved."""
+        if unsaved is not None:
+            if wakeups.wait_after(seen, self._due(unsaved) - time.monotonic()):
+                return unsaved  # read on: saved with the next batch, or when due
+            try:
+                self._save(unsaved)
+            except PositionMovedError:
+                return None  # the next read starts from the moved position
+        wakeups.wait_after(seen, self.poll_seconds)
+        return None
+
+    def _due(self, unsaved: _Unsaved) -> float:
+        return unsaved.since + self.save_skipped_after
+
+    def _save(self, unsaved: _Unsaved) -> None:
+        """Save the position of events the model did not want (no rows, the tracking only)."""
+        cast(SelectiveSink, self.sink).process([], through=unsaved.through)
+        if self.on_batch is not None:
+            self.on_batch(unsaved.through)
+
     def _step(self, position: int, reader: LogReader | None) -> tuple[int, Batch] | None:
         """Hand the sink the batch after `position`: (the last position read, its events),
         or None when the log has nothing more. A read model is given only the events it
-        wants and how far the log was read (`LogReader`); the relay is given every event."""
+        wants and how far the log was read (`LogReader`), and nothing when it wants none
+        of them (the caller saves that position later); the relay is given every event."""
         if reader is not None:
             found: tuple[int, Batch] | None = reader.read(position, self.batch_size)
-            if found is not None:
+            if found is not None and found[1]:
                 cast(SelectiveSink, self.sink).process(found[1], through=found[0])
             return found
         notifications = self.service.recorder.select_notifications(

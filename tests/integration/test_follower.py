@@ -296,3 +296,88 @@ def test_a_lost_notification_costs_at_most_the_poll_interval(
 
 def _head(service: CustomerService) -> int:
     return service.recorder.max_notification_id() or 0
+
+
+class NoteCounts(TypeCounts):
+    """A read model that wants notes only: registrations are positions it steps over."""
+
+    def wants(self, event_class: type[Any]) -> bool:
+        return event_class is Customer.NoteAdded
+
+
+def open_note_counts(settings: Settings) -> NoteCounts:
+    model = NoteCounts(read_model_datastore(settings, f"{settings.db_schema}_type_counts"))
+    model.migrate()
+    return model
+
+
+def test_a_model_that_wants_none_of_the_new_events_still_reaches_the_head(
+    stack: tuple[Settings, CustomerService],
+) -> None:
+    """Its position is saved once the skipped positions are due, with no rows written."""
+    settings, service = stack
+    model = open_note_counts(settings)
+    url = settings.database_url or ""
+    follower = Follower(model.name, service, model, url, poll_seconds=60, save_skipped_after=0.2)
+    thread = start(follower)
+    try:
+        for i in range(3):
+            service.register_customer({"first_name": f"s{i}"})
+        wait_for(lambda: model.position() == _head(service))
+        assert model.counts() == {}
+    finally:
+        follower.stop()
+        thread.join(5)
+
+
+def test_skipped_positions_are_saved_with_the_next_wanted_batch(
+    stack: tuple[Settings, CustomerService],
+) -> None:
+    """Positions the model stepped over wait for its next batch (here long before they are
+    due), which saves them with its own rows."""
+    settings, service = stack
+    model = open_note_counts(settings)
+    url = settings.database_url or ""
+    follower = Follower(model.name, service, model, url, poll_seconds=60, save_skipped_after=60)
+    thread = start(follower)
+    try:
+        cid = service.register_customer({"first_name": "n"}).aggregate_id
+        time.sleep(0.3)
+        service.add_note(cid, "wanted", False)
+        wait_for(lambda: model.position() == _head(service), timeout=20)
+        assert model.counts() == {"Customer.NoteAdded": 1}
+    finally:
+        follower.stop()
+        thread.join(5)
+
+
+def test_a_burst_of_commits_a_model_does_not_want_saves_its_position_once_or_so(
+    stack: tuple[Settings, CustomerService], database_url: str
+) -> None:
+    """Not one transaction (and progress notification) per commit: the positions wait to
+    be due, then one save covers the burst."""
+    import psycopg
+
+    from projections.base import PROGRESS_CHANNEL
+
+    settings, service = stack
+    model = open_note_counts(settings)
+    url = settings.database_url or ""
+    follower = Follower(model.name, service, model, url, poll_seconds=60, save_skipped_after=1.0)
+    thread = start(follower)
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {PROGRESS_CHANNEL}")
+        try:
+            wait_for(lambda: model.position() == _head(service))
+            for i in range(20):
+                service.register_customer({"first_name": f"b{i}"})
+            wait_for(lambda: model.position() == _head(service))
+            saves = [
+                n
+                for n in listener.notifies(timeout=0.5, stop_after=100)
+                if n.payload.startswith(f"{model.schema}:")
+            ]
+        finally:
+            follower.stop()
+            thread.join(5)
+    assert 1 <= len(saves) <= 3
