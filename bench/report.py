@@ -93,7 +93,7 @@ def markdown_block(results: dict[str, Any]) -> str:
             "",
             "Peak RSS by process (MB): "
             + ", ".join(f"{k} {v}" for k, v in results["details"]["rss_peak_mb"].items())
-            + f"; the workers process ran these followers: {followers or 'none yet'}.",
+            + f"; {_layout(followers)}.",
         ]
     foreign = [
         phase["other_processes_cpu_pct"]
@@ -172,3 +172,13 @@ def _number(value: Any) -> str:
         return f"{value:,.0f}"
     # Three significant digits below 100: 0.84, 3.46, 19.3.
     return f"{value:.3g}"
+
+
+def _layout(followers: dict[str, list[str]] | list[str]) -> str:
+    """Which worker process ran which followers (a list: the one `workers` process of runs
+    before the search and relay followers had processes of their own)."""
+    if isinstance(followers, list):
+        return f"the workers process ran these followers: {followers or 'none yet'}"
+    return "the worker processes ran these followers: " + "; ".join(
+        f"{name} {names}" for name, names in followers.items()
+    )

@@ -114,7 +114,7 @@ def _memory(peaks_mb: dict[str, float], exited: dict[str, int]) -> Outcome:
     outcome = Outcome(
         details={
             "rss_peak_mb": {k: round(v, 1) for k, v in peaks_mb.items()},
-            # What the worker process had to do: its memory grows with each follower.
+            # What each worker process had to do: its memory grows with each follower.
             "worker_followers": _followers(),
             **({"exited_at_start": exited} if exited else {}),
         }
@@ -135,12 +135,18 @@ def _memory(peaks_mb: dict[str, float], exited: dict[str, int]) -> Outcome:
     return outcome
 
 
-def _followers() -> list[str] | str:
-    try:
-        from workers.runners import follower_names
-    except ImportError as error:  # the workers package is being built alongside
-        return f"unknown ({error})"
-    return follower_names()
+def _followers() -> dict[str, list[str]]:
+    """The followers of each worker process `children()` starts (by its command line)."""
+    from workers.__main__ import children
+    from workers.runners import IMPORT_WORKER, follower_names
+
+    layout = {}
+    for child in children():
+        named = list(child.argv[child.argv.index("worker") + 1 :]) if "worker" in child.argv else []
+        followers = follower_names() if named == ["all"] else named
+        if followers and followers != [IMPORT_WORKER]:
+            layout[child.name] = followers
+    return layout
 
 
 def _ratio(values: dict[str, float | None]) -> Outcome:
