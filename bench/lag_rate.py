@@ -5,7 +5,8 @@ shared machine offer different rates; comparing two versions of the followers ne
 same rate in both (A B A B). This starts the system as the full run does, registers at
 `R`/s open loop with each registration's search (`bench/lag.py`), and prints the four lag
 keys, the CPU per registration of every process, their peak RSS and the database's
-transactions per registration, and writes them to bench/results/lag_rate.json. It changes nothing in the service.
+transactions per registration, and writes them to bench/results/lag_rate.json. It changes
+nothing in the service.
 """
 
 from __future__ import annotations
