@@ -3,9 +3,8 @@
 PostgreSQL and NATS come from `local_servers` in a throwaway folder (or are the servers
 named by CUSTOMERS_DATABASE_URL / CUSTOMERS_NATS_URL); the schema is new for every run
 and dropped at the end; the service's processes are `workers.__main__.children()` (the
-gateway, the search and relay followers in a process each, the other followers in one, the
-import worker), each a real process with the environment `customers run` builds, logging
-to a file.
+gateway, every follower in one workers process, the import worker), each a real process
+with the environment `customers run` builds, logging to a file.
 """
 
 from __future__ import annotations

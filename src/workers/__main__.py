@@ -40,10 +40,9 @@ from workers.file_commands import files_app
 from workers.key_commands import keys_app
 from workers.nats_commands import asyncapi, tail
 from workers.projection_commands import projections_app, worker
-from workers.runners import IMPORT_WORKER, follower_names
 from workers.transfer_commands import export_customers, import_customers
 
-__all__ = ["OWN_PROCESS_FOLLOWERS", "Child", "Role", "app", "children", "main"]
+__all__ = ["Child", "Role", "app", "children", "main"]
 
 log = structlog.get_logger("customers")
 
@@ -77,22 +76,13 @@ class Child:
     argv: Sequence[str]
 
 
-OWN_PROCESS_FOLLOWERS = ("search", "relay")
-"""Followers `customers run` starts in a process each: those whose lag has a target
-(search, read-your-writes; the relay, to JetStream). Sharing one process, one GIL, with
-the other followers put their threads behind the others' after every query."""
-
-
 def children() -> list[Child]:
     """The processes of the service, one line each, in start order."""
-    worker = [sys.executable, "-m", "workers", "worker"]
-    others = [name for name in follower_names() if name not in OWN_PROCESS_FOLLOWERS]
     return [
         Child("gateway", [sys.executable, "-m", "gateway"]),
-        *(Child(f"worker-{name}", [*worker, name]) for name in OWN_PROCESS_FOLLOWERS),
-        Child("workers", [*worker, *others]),
+        Child("workers", [sys.executable, "-m", "workers", "worker", "all"]),
         # Its own process: an import's CPU must not slow the read models' followers.
-        Child("imports", [*worker, IMPORT_WORKER]),
+        Child("imports", [sys.executable, "-m", "workers", "worker", "import"]),
     ]
 
 

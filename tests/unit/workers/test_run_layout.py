@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from workers.__main__ import OWN_PROCESS_FOLLOWERS, children
+from workers.__main__ import children
 from workers.runners import IMPORT_WORKER, follower_names
 
 
@@ -18,14 +18,6 @@ def _workers_started() -> Counter[str]:
 
 
 def test_every_follower_and_the_import_worker_start_once_in_customers_run() -> None:
-    """A follower added to the code runs without a change here; none runs twice (a second
-    runner would only stand by) and none is forgotten by the split into processes."""
+    """A follower added to the code runs without a change here, and none runs twice (a
+    second runner would only stand by)."""
     assert _workers_started() == Counter([*follower_names(), IMPORT_WORKER])
-
-
-def test_search_and_the_relay_run_in_processes_of_their_own() -> None:
-    """Their lag has targets: they share no process (no GIL) with the other followers."""
-    alone = {child.name: list(child.argv) for child in children()}
-    for name in OWN_PROCESS_FOLLOWERS:
-        argv = alone[f"worker-{name}"]
-        assert argv[argv.index("worker") + 1 :] == [name]
