@@ -13,7 +13,8 @@ def _workers_started() -> Counter[str]:
     for child in children():
         argv = list(child.argv)
         if "worker" in argv:
-            started.update(argv[argv.index("worker") + 1 :])
+            named = argv[argv.index("worker") + 1 :]
+            started.update(follower_names() if named == ["all"] else named)
     return started
 
 
