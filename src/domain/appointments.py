@@ -22,6 +22,7 @@ from uuid import UUID, uuid4
 
 from domain.base import TracedAggregate
 from domain.errors import ConflictError, InvalidTransitionError, RuleViolationError
+from domain.relinking import Relinkable
 
 __all__ = [
     "FINAL_STATUSES",
@@ -60,13 +61,11 @@ class AppointmentStartedError(ConflictError):
         )
 
 
-class Appointment(TracedAggregate):
+class Appointment(Relinkable, TracedAggregate):
     """A booked time for one customer, with one staff member once assigned."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
         customer_id: UUID
-        merged_from: dict[UUID, UUID]
-        """By merge id, the customer it belonged to before that merge moved it (not undone)."""
         staff_id: str | None
         """Who serves it; None until someone is assigned (at the latest when confirmed)."""
         staff_source: str
@@ -102,7 +101,6 @@ class Appointment(TracedAggregate):
             appointment.status = "requested"
             appointment.reschedules = 0
             appointment.cancel_reason = None
-            appointment.merged_from = {}
 
     @classmethod
     def book(
@@ -136,31 +134,8 @@ class Appointment(TracedAggregate):
 
     # ---- merges of its customer --------------------------------------------------------------
 
-    class Relinked(TracedAggregate.Event):
-        """Moved to the survivor of a merge of its customer, or back when that is undone."""
-
-        customer_id: UUID
-        previous_customer_id: UUID
-        merge_id: UUID
-        undone: bool
-
-        def apply(self, appointment: Appointment) -> None:
-            appointment.customer_id = self.customer_id
-            if self.undone:
-                appointment.merged_from.pop(self.merge_id, None)
-            else:
-                appointment.merged_from[self.merge_id] = self.previous_customer_id
-
-    def relink(self, customer_id: UUID, merge_id: UUID, *, undone: bool = False) -> None:
-        """Follow the customer into a merge's survivor (or back out of it)."""
-        if customer_id != self.customer_id:
-            self.trigger_event(
-                self.Relinked,
-                customer_id=customer_id,
-                previous_customer_id=self.customer_id,
-                merge_id=merge_id,
-                undone=undone,
-            )
+    class Relinked(Relinkable.Relinked):
+        pass
 
     # ---- the status graph ------------------------------------------------------------------
 

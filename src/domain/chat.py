@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 from domain.base import TracedAggregate
 from domain.errors import RuleViolationError
+from domain.relinking import Relinkable
 
 __all__ = ["MAX_MESSAGE_LENGTH", "SENDERS", "ChatMessage"]
 
@@ -21,7 +22,7 @@ SENDERS = ("staff", "customer")
 MAX_MESSAGE_LENGTH = 5000
 
 
-class ChatMessage(TracedAggregate):
+class ChatMessage(Relinkable, TracedAggregate):
     """One chat message between the business and a customer."""
 
     if TYPE_CHECKING:
@@ -41,6 +42,11 @@ class ChatMessage(TracedAggregate):
                 self.sender,
                 self.text,
             )
+
+    # ---- merges of its customer ------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def post(cls, *, customer_id: UUID, sender: str, text: str) -> ChatMessage:

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from domain.base import TracedAggregate
 from domain.errors import ConflictError, RuleViolationError
+from domain.relinking import Relinkable
 
 __all__ = ["MAX_NAME_LENGTH", "CustomerFile"]
 
@@ -28,7 +29,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
-class CustomerFile(TracedAggregate):
+class CustomerFile(Relinkable, TracedAggregate):
     """One uploaded file of one customer."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
@@ -61,6 +62,11 @@ class CustomerFile(TracedAggregate):
 
         def apply(self, file: CustomerFile) -> None:
             file.deleted = True
+
+    # ---- merges of its customer ------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def upload(

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from domain.base import TracedAggregate
 from domain.errors import RuleViolationError
+from domain.relinking import Relinkable
 
 __all__ = ["CLOCK_SKEW", "DIRECTIONS", "INTERACTION_KINDS", "Interaction"]
 
@@ -24,7 +25,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future `at` may be: the caller's clock may run ahead of ours."""
 
 
-class Interaction(TracedAggregate):
+class Interaction(Relinkable, TracedAggregate):
     """A call, visit, email... had with a customer."""
 
     if TYPE_CHECKING:
@@ -48,6 +49,11 @@ class Interaction(TracedAggregate):
             interaction.customer_id, interaction.kind = self.customer_id, self.kind
             interaction.direction, interaction.summary = self.direction, self.summary
             interaction.at, interaction.staff_id = self.at, self.staff_id
+
+    # ---- merges of its customer ------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def log(

@@ -28,6 +28,7 @@ from uuid import UUID, uuid5
 from domain.base import TracedAggregate
 from domain.errors import ConflictError, RuleViolationError
 from domain.money import ZERO, check_amount, check_currency, rounded
+from domain.relinking import Relinkable
 
 __all__ = ["STATUSES", "Invoice", "InvoiceLine", "invoice_id"]
 
@@ -62,7 +63,7 @@ class InvoiceLine:
     exception (this service keeps no catalogue of its own)."""
 
 
-class Invoice(TracedAggregate):
+class Invoice(Relinkable, TracedAggregate):
     """A copy of one of billing's invoices, with what has settled it."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
@@ -125,6 +126,11 @@ class Invoice(TracedAggregate):
 
         def apply(self, invoice: Invoice) -> None:
             invoice.status = "void"
+
+    # ---- merges of its customer ------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def issue(

@@ -2,10 +2,12 @@
 
 A merge is ONE atomic save: the survivor's `Merged` events, each merged customer's
 `MergedInto` tombstone, the transfer of their email, mobile phone and username
-reservations to the survivor, and the relinking of their appointments and tickets. Its
-undoing is one save too. Every customer named is checked against the version its caller
-saw, so two merges racing on one customer cannot both win: the event store takes the
-first save and the second, retried on fresh state, is refused (412 or 409).
+reservations to the survivor, and the relinking of every record they own (`LINKED_KINDS`:
+appointments, tickets, pets, files, interactions, chat messages, satisfaction scores,
+packages, invoices, payments; `domain.relinking`). Its undoing is one save too. Every
+customer named is checked against the version its caller saw, so two merges racing on one
+customer cannot both win: the event store takes the first save and the second, retried on
+fresh state, is refused (412 or 409).
 
 Reservations follow the customer who holds them: a survivor holds its own values and,
 while the merge stands, those of every customer merged into it (recursively, through a
@@ -24,9 +26,11 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from domain import merging
 from domain.appointments import Appointment
+from domain.chat import ChatMessage
 from domain.customer_commands import CustomerCommands, unique_values
 from domain.customers import Customer
 from domain.errors import (
@@ -35,17 +39,44 @@ from domain.errors import (
     RuleViolationError,
     UniqueValueTakenError,
 )
+from domain.files import CustomerFile
+from domain.interactions import Interaction
+from domain.invoices import Invoice
 from domain.key_ring import SEALED_PREFIX
+from domain.packages import Package
+from domain.payments import Payment
+from domain.pets import Pet
+from domain.relinking import Relinkable
 from domain.reservations import Reservation, reservation_id
+from domain.satisfaction import SatisfactionScore
 from domain.tickets import Ticket
 from domain.values import InstalledSystem
 from domain.write_path import Change, Idempotency, Receipt
 
-__all__ = ["MergeCommands", "held_values"]
+__all__ = ["LINKED_KINDS", "MergeCommands", "held_values", "linking_events"]
 
 _MAX_CHAIN = 100
 """Longer chains of merged customers are corrupt data, not history."""
-_LINKED_KINDS = (Appointment, Ticket)
+LINKED_KINDS: dict[type[Relinkable], tuple[str, type[Aggregate.Event]]] = {
+    Appointment: ("appointments", Appointment.Booked),
+    Ticket: ("tickets", Ticket.Opened),
+    Pet: ("pets", Pet.Added),
+    CustomerFile: ("files", CustomerFile.Uploaded),
+    Interaction: ("interactions", Interaction.Logged),
+    ChatMessage: ("chat_messages", ChatMessage.Posted),
+    SatisfactionScore: ("satisfaction_scores", SatisfactionScore.Given),
+    Package: ("packages", Package.Bought),
+    Invoice: ("invoices", Invoice.Issued),
+    Payment: ("payments", Payment.Recorded),
+}
+"""Every customer-owned kind of record a merge moves: its name in the merge's answer and
+the event that creates it. A kind added here is found (`linking_events`), moved, answered
+and given back with no other change in the merge."""
+
+
+def linking_events() -> list[type[Aggregate.Event]]:
+    """The events that name a record's customer: each kind's creation and its relinking."""
+    return [e for kind, (_, created) in LINKED_KINDS.items() for e in (created, kind.Relinked)]
 
 
 class MergeCommands(CustomerCommands):
@@ -54,7 +85,7 @@ class MergeCommands(CustomerCommands):
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self.linked_records: Callable[[UUID], set[UUID]] = self._linked_records_in_log
-        """Ids of the appointments and tickets that ever named the customer (a superset:
+        """Ids of the records (`LINKED_KINDS`) that ever named the customer (a superset:
         each is loaded and checked); the infrastructure sets one query for all."""
 
     def merge_customers(
@@ -88,10 +119,7 @@ class MergeCommands(CustomerCommands):
                 transfers = self._transfers(customer, customer.id, survivor.id)
                 records = self._relinks(customer.id, survivor.id, merge_id)
                 moved[customer.id]["reservations"] = sorted(r.field for r in transfers)
-                for kind in _LINKED_KINDS:
-                    moved[customer.id][_plural(kind)] = [
-                        r.id for r in records if isinstance(r, kind)
-                    ]
+                moved[customer.id].update(_by_kind(records))
                 to_save += [*transfers, *records]
             result = _merge_result(survivor, merge_id, merged_ids, moved)
             return Change(survivor.id, survivor.version, result, to_save)
@@ -110,7 +138,7 @@ class MergeCommands(CustomerCommands):
         idempotency: Idempotency | None = None,
     ) -> Receipt:
         """Undo a merge: each merged customer back as it was at the merge, with its parts,
-        values, appointments and tickets; what the survivor got since stays."""
+        values and records; what the survivor got since stays."""
 
         def attempt() -> Change:
             survivor = self._customer(survivor_id, expected_version)
@@ -139,10 +167,7 @@ class MergeCommands(CustomerCommands):
                 _check_not_kept(survivor, transfers)
                 records = self._relinks(survivor.id, customer.id, merge_id, undone=True)
                 moved_back[merged_id]["reservations"] = sorted(r.field for r in transfers)
-                for kind in _LINKED_KINDS:
-                    moved_back[merged_id][_plural(kind)] = [
-                        r.id for r in records if isinstance(r, kind)
-                    ]
+                moved_back[merged_id].update(_by_kind(records))
                 to_save += [customer, *transfers, *records]
             result = {
                 "id": survivor.id,
@@ -199,13 +224,13 @@ class MergeCommands(CustomerCommands):
 
     def _relinks(
         self, from_id: UUID, to_id: UUID, merge_id: UUID, *, undone: bool = False
-    ) -> list[Appointment | Ticket]:
-        """The appointments and tickets of `from_id` relinked to `to_id` (on undoing, only
-        those that this merge moved from `to_id`)."""
-        relinked: list[Appointment | Ticket] = []
+    ) -> list[Any]:
+        """The records of `from_id` relinked to `to_id` (on undoing, only those that this
+        merge moved from `to_id`)."""
+        relinked: list[Any] = []
         for record_id in sorted(self.linked_records(from_id)):
             record: Aggregate = self.repository.get(record_id)
-            if not isinstance(record, _LINKED_KINDS) or record.customer_id != from_id:
+            if not isinstance(record, Relinkable) or record.customer_id != from_id:
                 continue
             if undone and record.merged_from.get(merge_id) != to_id:
                 continue
@@ -242,11 +267,7 @@ class MergeCommands(CustomerCommands):
     def _linked_records_in_log(self, customer_id: UUID) -> set[UUID]:
         """Every record that ever named the customer, from the whole log (for the
         in-memory store; the event store answers with one query)."""
-        topics = [
-            f"{kind.__module__}:{kind.__qualname__}.{event}"
-            for kind in _LINKED_KINDS
-            for event in ("Relinked", "Booked" if kind is Appointment else "Opened")
-        ]
+        topics = [get_topic(event) for event in linking_events()]
         found: set[UUID] = set()
         start = 1
         while page := self.recorder.select_notifications(start, 500, topics=topics):
@@ -280,8 +301,12 @@ def _check_not_kept(survivor: Customer, transfers: Sequence[Reservation]) -> Non
             raise UniqueValueTakenError(own[reservation.id], survivor.id)
 
 
-def _plural(kind: type[Aggregate]) -> str:
-    return f"{kind.__name__.lower()}s"
+def _by_kind(records: Sequence[Any]) -> dict[str, list[UUID]]:
+    """The ids of the moved records under each kind's name (an empty list for none)."""
+    return {
+        name: [r.id for r in records if isinstance(r, kind)]
+        for kind, (name, _) in LINKED_KINDS.items()
+    }
 
 
 def _merge_result(

@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 from domain.base import TracedAggregate
 from domain.errors import ConflictError, RuleViolationError
+from domain.relinking import Relinkable
 
 __all__ = ["MAX_SESSIONS", "Package", "PackageStatus"]
 
@@ -24,7 +25,7 @@ MAX_SESSIONS = 1000
 PackageStatus = Literal["active", "used_up", "expired", "deactivated"]
 
 
-class Package(TracedAggregate):
+class Package(Relinkable, TracedAggregate):
     """A prepaid bundle of sessions."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
@@ -69,6 +70,11 @@ class Package(TracedAggregate):
 
         def apply(self, package: Package) -> None:
             package.deactivated = True
+
+    # ---- merges of its customer ------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def buy(

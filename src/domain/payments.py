@@ -22,6 +22,7 @@ from uuid import UUID, uuid5
 from domain.base import TracedAggregate
 from domain.errors import RuleViolationError
 from domain.money import check_amount, check_currency
+from domain.relinking import Relinkable
 
 __all__ = ["KINDS", "METHODS", "Payment", "payment_id"]
 
@@ -35,7 +36,7 @@ def payment_id(number: str) -> UUID:
     return uuid5(_NAMESPACE, number)
 
 
-class Payment(TracedAggregate):
+class Payment(Relinkable, TracedAggregate):
     """A copy of one payment or refund billing recorded."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
@@ -69,6 +70,11 @@ class Payment(TracedAggregate):
             payment.method, payment.paid_at = self.method, self.paid_at
             payment.reference = self.reference
             payment.invoice_id, payment.invoice_number = self.invoice_id, self.invoice_number
+
+    # ---- merges of its customer ------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def record(

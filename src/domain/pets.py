@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 from domain.base import TracedAggregate
 from domain.errors import NotFoundError, RuleViolationError
 from domain.personal_data import VET_FIELDS
+from domain.relinking import Relinkable
 
 __all__ = ["PET_FIELDS", "VET_FIELDS", "Pet", "Vet"]
 
@@ -36,7 +37,7 @@ class Vet:
     """E.164, normalised like the customer's phones."""
 
 
-class Pet(TracedAggregate):
+class Pet(Relinkable, TracedAggregate):
     """One of a customer's pets."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
@@ -78,6 +79,11 @@ class Pet(TracedAggregate):
 
         def apply(self, pet: Pet) -> None:
             pet.removed = True
+
+    # ---- merges of its customer ------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def add(cls, *, customer_id: UUID, today: date, **fields: Any) -> Pet:

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4, uuid5
 
 from domain.base import TracedAggregate
 from domain.errors import RuleViolationError
+from domain.relinking import Relinkable
 
 __all__ = ["MAX_SCORE", "MIN_SCORE", "SatisfactionScore", "score_id_for_ticket"]
 
@@ -25,7 +26,7 @@ def score_id_for_ticket(ticket_id: UUID) -> UUID:
     return uuid5(_TICKET_SCORE_NAMESPACE, str(ticket_id))
 
 
-class SatisfactionScore(TracedAggregate):
+class SatisfactionScore(Relinkable, TracedAggregate):
     """How satisfied a customer said it was, once."""
 
     if TYPE_CHECKING:
@@ -44,6 +45,11 @@ class SatisfactionScore(TracedAggregate):
         def apply(self, given: SatisfactionScore) -> None:
             given.customer_id, given.score = self.customer_id, self.score
             given.comment, given.ticket_id = self.comment, self.ticket_id
+
+    # ---- merges of its customer ------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def give(

@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 from domain.base import TracedAggregate
 from domain.errors import ConflictError, InvalidTransitionError, RuleViolationError
+from domain.relinking import Relinkable
 
 __all__ = [
     "DEVICE_FIELDS",
@@ -93,13 +94,11 @@ class StatusChange:
     Friday"): shown in the portal, unlike `note`."""
 
 
-class Ticket(TracedAggregate):
+class Ticket(Relinkable, TracedAggregate):
     """A repair job for one customer's device."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
         customer_id: UUID
-        merged_from: dict[UUID, UUID]
-        """By merge id, the customer it belonged to before that merge moved it (not undone)."""
         number: int | None
         """The ticket number people say ("repair 1042"), from a sequence; None for a ticket
         opened before tickets had numbers."""
@@ -130,7 +129,6 @@ class Ticket(TracedAggregate):
             ticket.status = "new"
             ticket.comments = []
             ticket.timeline = [StatusChange("new", None, None, self.timestamp, self.actor)]
-            ticket.merged_from = {}
 
     class StatusChanged(TracedAggregate.Event):
         """Version 2 split what a status change says: version 1 carried one `note`, read
@@ -180,31 +178,8 @@ class Ticket(TracedAggregate):
 
     # ---- merges of its customer --------------------------------------------------------------
 
-    class Relinked(TracedAggregate.Event):
-        """Moved to the survivor of a merge of its customer, or back when that is undone."""
-
-        customer_id: UUID
-        previous_customer_id: UUID
-        merge_id: UUID
-        undone: bool
-
-        def apply(self, ticket: Ticket) -> None:
-            ticket.customer_id = self.customer_id
-            if self.undone:
-                ticket.merged_from.pop(self.merge_id, None)
-            else:
-                ticket.merged_from[self.merge_id] = self.previous_customer_id
-
-    def relink(self, customer_id: UUID, merge_id: UUID, *, undone: bool = False) -> None:
-        """Follow the customer into a merge's survivor (or back out of it)."""
-        if customer_id != self.customer_id:
-            self.trigger_event(
-                self.Relinked,
-                customer_id=customer_id,
-                previous_customer_id=self.customer_id,
-                merge_id=merge_id,
-                undone=undone,
-            )
+    class Relinked(Relinkable.Relinked):
+        pass
 
     @classmethod
     def open(

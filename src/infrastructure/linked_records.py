@@ -1,8 +1,9 @@
-"""The appointments and tickets that ever named a customer: what a merge moves.
+"""The records that ever named a customer (`domain.merge_commands.LINKED_KINDS`): what a
+merge moves.
 
 Found in the events themselves, not in a read model: a merge must not miss a record a
-projection has not seen yet. The customer id sits in the JSON of each booking, opening
-and relinking event (personal fields are encrypted beside it, ids are not); a partial
+projection has not seen yet. The customer id sits in the JSON of each creating and
+relinking event (personal fields are encrypted beside it, ids are not); a partial
 expression index over those events alone makes the look-up an index scan instead of a
 scan of the log. `convert_from` is only STABLE (an encoding could change), so the
 expression is wrapped in a function declared IMMUTABLE: the events are always UTF-8 JSON.
@@ -16,18 +17,17 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 from psycopg import Cursor, sql
 
-from domain.appointments import Appointment
+from domain.merge_commands import linking_events
 from domain.service import CustomerService
-from domain.tickets import Ticket
 
 __all__ = ["LinkedRecords", "create_linked_records_index"]
 
-_TOPICS = tuple(
-    get_topic(event)
-    for event in (Appointment.Booked, Appointment.Relinked, Ticket.Opened, Ticket.Relinked)
-)
+_TOPICS = tuple(get_topic(event) for event in linking_events())
 _FUNCTION = "event_customer_id"
-_INDEX = "events_linked_records_idx"
+_INDEX = "events_linked_records_v2_idx"
+"""Named for its topics: a new set of linked kinds is a new index (the migrate step drops
+the ones before it, `_OLD_INDEXES`)."""
+_OLD_INDEXES = ("events_linked_records_idx",)
 
 
 def _predicate() -> sql.Composable:
@@ -45,6 +45,8 @@ def create_linked_records_index(cursor: Cursor[Any], schema: str, events_table: 
             " AS $$ SELECT convert_from(state, 'UTF8')::jsonb #>> '{{customer_id,_data_}}' $$"
         ).format(sql.Identifier(schema, _FUNCTION))
     )
+    for old in _OLD_INDEXES:
+        cursor.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, old)))
     cursor.execute(
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}(state)) WHERE {}").format(
             sql.Identifier(_INDEX),
@@ -56,8 +58,8 @@ def create_linked_records_index(cursor: Cursor[Any], schema: str, events_table: 
 
 
 class LinkedRecords:
-    """Ids of the appointments and tickets whose events ever named the customer (a
-    superset of its records now: the merge loads each and checks)."""
+    """Ids of the records whose events ever named the customer (a superset of its records
+    now: the merge loads each and checks)."""
 
     def __init__(self, service: CustomerService, schema: str) -> None:
         self._datastore = service.recorder.datastore  # type: ignore[attr-defined]

@@ -82,6 +82,7 @@ _EVENTS = frozenset(
         Package.Bought,
         Package.SessionUsed,
         Package.Deactivated,
+        Package.Relinked,
     }
 )
 
@@ -153,6 +154,8 @@ class AccountsModel(ReadModel):
                 )
             case Package.Deactivated():
                 self._package_change(cursor, "deactivated = true", event)
+            case Package.Relinked():  # a merge of its customer (or its undoing)
+                self._package_change(cursor, "customer_id = %(customer_id)s", event, **values)
 
     # ---- the statements ---------------------------------------------------------------------
 

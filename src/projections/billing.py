@@ -25,6 +25,7 @@ from domain.customers import Customer
 from domain.invoices import Invoice
 from domain.payments import Payment
 from projections.base import ReadModel
+from projections.relinks import relink_row
 
 __all__ = ["BillingModel", "price_exception_id"]
 
@@ -34,6 +35,8 @@ _WANTED = (
     Invoice.CreditApplied,
     Invoice.Voided,
     Payment.Recorded,
+    Invoice.Relinked,
+    Payment.Relinked,
     Customer.CustomPriceSet,
     Customer.Erased,
 )
@@ -62,6 +65,16 @@ class BillingModel(ReadModel):
             self._voided(cursor, event)
         elif isinstance(event, Payment.Recorded):
             self._payment(cursor, event)
+        elif isinstance(event, Invoice.Relinked):  # a merge of its customer (or its undoing)
+            relink_row(cursor, self.table("invoices"), event, versioned=True)
+            cursor.execute(
+                sql.SQL("UPDATE {} SET customer_id = %s WHERE invoice_id = %s").format(
+                    self.table("price_exceptions")
+                ),
+                (event.customer_id, event.originator_id),
+            )
+        elif isinstance(event, Payment.Relinked):
+            relink_row(cursor, self.table("payments"), event, versioned=False)
         elif isinstance(event, Customer.CustomPriceSet):
             cursor.execute(
                 sql.SQL(

@@ -22,6 +22,7 @@ from domain.customers import Customer
 from domain.interactions import Interaction
 from domain.satisfaction import SatisfactionScore
 from projections.base import ReadModel
+from projections.relinks import relink_row
 
 __all__ = [
     "INTERACTION_COLUMNS",
@@ -57,6 +58,12 @@ SATISFACTION_COLUMNS = (
     "given_by",
 )
 
+_RELINKED_TABLES: dict[type[Any], str] = {
+    Interaction.Relinked: "interactions",
+    ChatMessage.Relinked: "messages",
+    SatisfactionScore.Relinked: "satisfaction",
+}
+
 
 class ConversationsModel(ReadModel):
     """Interactions, chat messages and satisfaction scores, per customer."""
@@ -69,6 +76,9 @@ class ConversationsModel(ReadModel):
             Interaction.Logged,
             ChatMessage.Posted,
             SatisfactionScore.Given,
+            Interaction.Relinked,
+            ChatMessage.Relinked,
+            SatisfactionScore.Relinked,
         )
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
@@ -87,6 +97,10 @@ class ConversationsModel(ReadModel):
                     ),
                     customer,
                 )
+            return
+        relinked = _RELINKED_TABLES.get(type(event))
+        if relinked is not None:  # a merge of its customer (or its undoing)
+            relink_row(cursor, self.table(relinked), event, versioned=False)
             return
         common = {"id": event.originator_id, "customer_id": event.customer_id}
         if isinstance(event, Interaction.Logged):

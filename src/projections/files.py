@@ -18,6 +18,7 @@ from psycopg import Cursor, sql
 from domain.customers import Customer
 from domain.files import CustomerFile
 from projections.base import ReadModel
+from projections.relinks import relink_row
 
 __all__ = ["COLUMNS", "FilesModel", "files_statement"]
 
@@ -40,7 +41,12 @@ class FilesModel(ReadModel):
     name = "files"
 
     def wants(self, event_class: type[Any]) -> bool:
-        return event_class in (CustomerFile.Uploaded, CustomerFile.Deleted, Customer.Erased)
+        return event_class in (
+            CustomerFile.Uploaded,
+            CustomerFile.Deleted,
+            CustomerFile.Relinked,
+            Customer.Erased,
+        )
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
         table = self.table("files")
@@ -64,6 +70,8 @@ class FilesModel(ReadModel):
                     "version": event.originator_version,
                 },
             )
+        elif isinstance(event, CustomerFile.Relinked):  # a merge of its customer (or undoing)
+            relink_row(cursor, table, event, versioned=True)
         elif isinstance(event, CustomerFile.Deleted):
             cursor.execute(
                 sql.SQL("DELETE FROM {} WHERE id = %s").format(table), (event.originator_id,)

@@ -18,6 +18,7 @@ from psycopg import Cursor, sql
 from domain.customers import Customer
 from domain.pets import Pet
 from projections.base import ReadModel
+from projections.relinks import relink_row
 
 __all__ = ["COLUMNS", "PetCriteria", "PetsModel", "pets_statement"]
 
@@ -46,7 +47,7 @@ class PetsModel(ReadModel):
 
     def wants(self, event_class: type[Any]) -> bool:
         return event_class is Customer.Erased or issubclass(
-            event_class, (Pet.Added, Pet.Changed, Pet.Removed)
+            event_class, (Pet.Added, Pet.Changed, Pet.Removed, Pet.Relinked)
         )
 
     def apply(self, cursor: Cursor[Any], event: Any, position: int) -> None:
@@ -93,6 +94,8 @@ class PetsModel(ReadModel):
                     "version": event.originator_version,
                 },
             )
+        elif isinstance(event, Pet.Relinked):  # a merge of its customer (or its undoing)
+            relink_row(cursor, table, event, versioned=True)
         elif isinstance(event, Pet.Removed):
             cursor.execute(
                 sql.SQL("DELETE FROM {} WHERE id = %s").format(table), (event.originator_id,)
