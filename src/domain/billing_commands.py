@@ -34,6 +34,7 @@ from domain.errors import (
 from domain.invoices import Invoice, InvoiceLine, invoice_id
 from domain.money import check_amount
 from domain.payments import Payment, payment_id
+from domain.references import followed
 from domain.write_path import Change, Idempotency, Receipt, WritePath
 
 __all__ = ["BillingCommands"]
@@ -64,8 +65,11 @@ class BillingCommands(WritePath):
             "due_at": due_at,
         }
 
+        seen: list[int] = []
+
         def attempt() -> Change:
             customer = self._billed_customer(customer_id)
+            seen[:] = [customer.version]
             existing = self._existing(invoice_id(number.strip()), Invoice)
             if existing is not None:
                 if existing.customer_id != customer.id or not existing.is_same(
@@ -78,7 +82,7 @@ class BillingCommands(WritePath):
             invoice = Invoice.issue(customer_id=customer.id, number=number, **content)
             return Change(invoice.id, invoice.version, _invoice_result(invoice), [invoice])
 
-        return self._recording(attempt, idempotency)
+        return followed(self, self._recording(attempt, idempotency), customer_id, seen)
 
     def record_payment(
         self,
@@ -106,8 +110,11 @@ class BillingCommands(WritePath):
         }
         invoice_number = invoice_number.strip() if invoice_number else None
 
+        seen: list[int] = []
+
         def attempt() -> Change:
             customer = self._billed_customer(customer_id)
+            seen[:] = [customer.version]
             existing = self._existing(payment_id(number.strip()), Payment)
             if existing is not None:
                 if existing.customer_id != customer.id or not existing.is_same(
@@ -140,7 +147,7 @@ class BillingCommands(WritePath):
                 to_save.append(invoice)
             return Change(payment.id, payment.version, _payment_result(payment, invoice), to_save)
 
-        return self._recording(attempt, idempotency)
+        return followed(self, self._recording(attempt, idempotency), customer_id, seen)
 
     def apply_credit_to_invoice(
         self,

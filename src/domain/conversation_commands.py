@@ -12,6 +12,7 @@ from domain.chat import ChatMessage
 from domain.customer_records import customer_taking_records
 from domain.errors import ConflictError, NotFoundError, RuleViolationError
 from domain.interactions import Interaction
+from domain.references import followed
 from domain.satisfaction import SatisfactionScore, score_id_for_ticket
 from domain.tickets import Ticket
 from domain.write_path import Change, Idempotency, Receipt, WritePath
@@ -38,8 +39,11 @@ class ConversationCommands(WritePath):
     ) -> Receipt:
         """Log a call, visit, email... that happened (`at`: when; default now)."""
 
+        seen: list[int] = []
+
         def attempt() -> Change:
             customer = customer_taking_records(self, customer_id, expected_version)
+            seen[:] = [customer.version]
             now = self.clock()
             interaction = Interaction.log(
                 customer_id=customer.id,
@@ -52,7 +56,7 @@ class ConversationCommands(WritePath):
             )
             return _created(interaction)
 
-        return self.execute(attempt, idempotency)
+        return followed(self, self.execute(attempt, idempotency), customer_id, seen)
 
     def post_message(
         self,
@@ -65,12 +69,15 @@ class ConversationCommands(WritePath):
     ) -> Receipt:
         """Post a chat message from staff or from the customer (the other side is notified)."""
 
+        seen: list[int] = []
+
         def attempt() -> Change:
             customer = customer_taking_records(self, customer_id, expected_version)
+            seen[:] = [customer.version]
             message = ChatMessage.post(customer_id=customer.id, sender=sender, text=text)
             return _created(message)
 
-        return self.execute(attempt, idempotency)
+        return followed(self, self.execute(attempt, idempotency), customer_id, seen)
 
     def give_satisfaction(
         self,
@@ -85,8 +92,11 @@ class ConversationCommands(WritePath):
         """Record a satisfaction score, about one of the customer's own tickets or in general;
         a ticket takes one score (409 for a second)."""
 
+        seen: list[int] = []
+
         def attempt() -> Change:
             customer = customer_taking_records(self, customer_id, expected_version)
+            seen[:] = [customer.version]
             if ticket_id is not None:
                 self._own_ticket(customer.id, ticket_id)
                 if self.existing_ids([score_id_for_ticket(ticket_id)]):
@@ -98,7 +108,7 @@ class ConversationCommands(WritePath):
             )
             return _created(given)
 
-        return self.execute(attempt, idempotency)
+        return followed(self, self.execute(attempt, idempotency), customer_id, seen)
 
     def _own_ticket(self, customer_id: UUID, ticket_id: UUID) -> None:
         # Another customer's ticket reads as no ticket: a customer token must not learn

@@ -11,8 +11,9 @@ from __future__ import annotations
 from uuid import UUID, uuid4, uuid5
 
 from domain.customers import Customer
-from domain.errors import ConflictError, NotFoundError, VersionMismatchError
+from domain.errors import ConflictError, MergedCustomerError, NotFoundError, VersionMismatchError
 from domain.files import CustomerFile
+from domain.references import followed
 from domain.write_path import Change, Idempotency, Receipt, WritePath
 
 __all__ = ["FileCommands", "file_id_for"]
@@ -44,8 +45,10 @@ class FileCommands(WritePath):
         """Record a file whose content is stored: 404 unknown customer, 409 erased or
         deleted, 412 when `expected_version` is not the customer's version."""
 
+        seen: list[int] = []
+
         def attempt() -> Change:
-            self.check_customer_takes_files(customer_id, expected_version)
+            seen[:] = [self.check_customer_takes_files(customer_id, expected_version)]
             file = CustomerFile.upload(
                 file_id=file_id,
                 customer_id=customer_id,
@@ -59,7 +62,7 @@ class FileCommands(WritePath):
             change.result.update(size=size, content_type=content_type, sha256=sha256)
             return change
 
-        return self.execute(attempt, idempotency)
+        return followed(self, self.execute(attempt, idempotency), customer_id, seen)
 
     def delete_file(
         self,
@@ -81,17 +84,21 @@ class FileCommands(WritePath):
 
         return self.execute(attempt, idempotency, key=file_id)
 
-    def check_customer_takes_files(self, customer_id: UUID, expected_version: int | None) -> None:
-        """404 unknown, 409 erased or deleted, 412 another version than expected."""
+    def check_customer_takes_files(self, customer_id: UUID, expected_version: int | None) -> int:
+        """404 unknown, 409 erased, merged or deleted, 412 another version than expected;
+        the customer's version."""
         customer: Customer = self.load(customer_id, Customer, None)
         if customer.erased:
             raise ConflictError(f"customer {customer_id} is erased", field="customer_id")
+        if customer.merged_into is not None:
+            raise MergedCustomerError(customer.id, customer.merged_into, field="customer_id")
         if customer.deleted:
             raise ConflictError(
                 f"customer {customer_id} is deleted; restore it first", field="customer_id"
             )
         if expected_version is not None and expected_version != customer.version:
             raise VersionMismatchError(expected_version, customer.version)
+        return customer.version
 
     def get_file(self, customer_id: UUID, file_id: UUID) -> CustomerFile:
         """A live file of that customer: another customer's, a deleted one, or one of an

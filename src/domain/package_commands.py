@@ -9,7 +9,7 @@ from uuid import UUID
 
 from domain.errors import NotFoundError, VersionMismatchError
 from domain.packages import Package
-from domain.references import customer_of_part
+from domain.references import customer_of_part, followed
 from domain.write_path import Change, Idempotency, Receipt, WritePath
 
 __all__ = ["PackageCommands"]
@@ -33,8 +33,10 @@ class PackageCommands(WritePath):
     ) -> Receipt:
         """Sell the customer a bundle of sessions."""
 
+        seen: list[int] = []
+
         def attempt() -> Change:
-            customer_of_part(self, customer_id)
+            seen[:] = [customer_of_part(self, customer_id).version]
             package = Package.buy(
                 customer_id=customer_id,
                 name=name,
@@ -46,7 +48,7 @@ class PackageCommands(WritePath):
             )
             return _changed(package)
 
-        return self.execute(attempt, idempotency)
+        return followed(self, self.execute(attempt, idempotency), customer_id, seen)
 
     def use_package_session(
         self,

@@ -11,7 +11,7 @@ from uuid import UUID
 from domain.customer_records import customer_taking_records
 from domain.errors import NotFoundError, RuleViolationError, VersionMismatchError
 from domain.pets import VET_FIELDS, Pet, Vet
-from domain.references import load_for
+from domain.references import followed, load_for
 from domain.values import normalise_phone
 from domain.write_path import Change, Idempotency, Receipt, WritePath
 
@@ -36,12 +36,15 @@ class PetCommands(WritePath):
         values = dict(fields)
         values["vet"] = self._vet(None, values.get("vet"))
 
+        seen: list[int] = []
+
         def attempt() -> Change:
             customer = customer_taking_records(self, customer_id, expected_version)
+            seen[:] = [customer.version]
             pet = Pet.add(customer_id=customer.id, today=self._today(), **values)
             return _changed(pet)
 
-        return self.execute(attempt, idempotency)
+        return followed(self, self.execute(attempt, idempotency), customer_id, seen)
 
     def change_pet(
         self,

@@ -1,5 +1,6 @@
-"""How appointments and tickets refer to customers: the customer a new record is for, and
-the records a customer may act on (their own: another's answers "not found")."""
+"""How customer-owned records refer to customers: the customer a new record is for, the
+records a customer may act on (their own: another's answers "not found"), and a new record
+following its customer into a merge that happened while it was saved."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from domain.errors import (
     RuleViolationError,
     VersionMismatchError,
 )
-from domain.write_path import WritePath
+from domain.write_path import Receipt, WritePath
 
-__all__ = ["active_customer", "customer_of_part", "follow_merges", "load_for"]
+__all__ = ["active_customer", "customer_of_part", "follow_merges", "followed", "load_for"]
 
 
 def active_customer(service: WritePath, customer_id: UUID) -> Customer:
@@ -78,6 +79,14 @@ def follow_merges(service: WritePath, record_id: UUID, customer_id: UUID, seen: 
             except IntegrityError:
                 continue  # the merge's sweep moved it meanwhile: read it again
         customer = service.load(customer.merged_into, Customer, None)
+
+
+def followed(service: WritePath, receipt: Receipt, customer_id: UUID, seen: list[int]) -> Receipt:
+    """The receipt of a new record, once the record followed a merge that took its customer
+    away while the command ran (`seen`: the customer's version the command read)."""
+    if not receipt.replayed and seen:
+        follow_merges(service, receipt.aggregate_id, customer_id, seen[0])
+    return receipt
 
 
 def customer_of_part(service: WritePath, customer_id: UUID) -> Customer:

@@ -27,6 +27,7 @@ class Relinkable:
     """A mixin for an aggregate that belongs to one customer (`customer_id`)."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
+        id: UUID
         customer_id: UUID
 
         def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...

@@ -18,7 +18,7 @@ __all__ = ["relink_row"]
 
 
 def relink_row(
-    cursor: Cursor[Any], table: sql.Identifier, event: Relinkable.Relinked, *, versioned: bool
+    cursor: Cursor[Any], table: sql.Composable, event: Relinkable.Relinked, *, versioned: bool
 ) -> None:
     """Set the row of the event's record to the event's customer."""
     values = {

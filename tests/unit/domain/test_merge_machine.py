@@ -13,12 +13,10 @@ record (or whose merged customers' records) has it.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -30,6 +28,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from tests.unit.domain.records import KINDS, new_record
 
 from domain.customers import Customer
 from domain.errors import ConflictError, MergedCustomerError
@@ -39,9 +38,6 @@ from domain.reservations import Reservation, reservation_id
 from domain.sealing import SecretSealer
 from domain.service import CustomerService
 
-_SHA = hashlib.sha256(b"backup").hexdigest()
-_ISSUED = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-_LINES = [{"description": "Screen repair", "quantity": Decimal("1"), "unit_price": Decimal("80")}]
 SETTINGS = settings(max_examples=200, stateful_step_count=40, deadline=None)
 _numbers = itertools.count(1000)
 
@@ -148,36 +144,11 @@ class MergeMachine(RuleBasedStateMachine):
                 customer, {"company_name": company}, expected_version=c.version
             )
 
-    @rule(
-        customer=customers, kind=st.sampled_from(sorted(name for name, _ in LINKED_KINDS.values()))
-    )
+    @rule(customer=customers, kind=st.sampled_from(KINDS))
     def add_record(self, customer: UUID, kind: str) -> None:
-        if not self._live(customer):
-            return
-        s, n = self.service, next(_numbers)
-        start = datetime.now(UTC) + timedelta(days=3)
-        made = {
-            "appointments": lambda: s.book_appointment(customer, start, start + timedelta(hours=1)),
-            "tickets": lambda: s.open_ticket(customer, "screen", "cracked", {"type": "phone"}),
-            "pets": lambda: s.add_pet(customer, {"name": "Rex", "species": "dog"}),
-            "files": lambda: s.upload_file(
-                customer, uuid4(), name="a.cfg", size=6, content_type="text/plain",
-                sha256=_SHA, uploader="bob",
-            ),
-            "interactions": lambda: s.log_interaction(
-                customer, kind="call", direction="inbound", summary="s", staff_id="bob"
-            ),
-            "chat_messages": lambda: s.post_message(customer, "hello", sender="staff"),
-            "satisfaction_scores": lambda: s.give_satisfaction(customer, 4),
-            "packages": lambda: s.buy_package(customer, name="10 washes", sessions=10),
-            "invoices": lambda: s.record_invoice(customer, f"INV-{n}", "EUR", _LINES, _ISSUED),
-            "payments": lambda: s.record_payment(
-                customer, f"PAY-{n}", kind="payment", amount=Decimal("5.00"),
-                currency="EUR", method="card", paid_at=_ISSUED,
-            ),
-        }[kind]()  # fmt: skip
-        self.records.append(made.aggregate_id)
-        event(f"record: {kind}")
+        if self._live(customer):
+            self.records.append(new_record(self.service, customer, kind).aggregate_id)
+            event(f"record: {kind}")
 
     def _owned(self, customer_id: UUID) -> set[UUID]:
         """The records (of every kind) the customer owns now."""

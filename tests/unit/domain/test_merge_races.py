@@ -12,8 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
+from tests.unit.domain.records import KINDS, new_record
+
 from domain.appointments import Appointment
 from domain.customers import Customer
+from domain.errors import MergedCustomerError
+from domain.merge_commands import LINKED_KINDS
+from domain.relinking import Relinkable
 from domain.service import CustomerService, Receipt
 from domain.tickets import Ticket
 
@@ -82,3 +88,61 @@ def test_a_booking_saved_after_the_merge_looked_is_swept_to_the_survivor(
     merge(service, survivor.id, merged.id)
     appointment = service.repository.get(booked[0])
     assert isinstance(appointment, Appointment) and appointment.customer_id == survivor.id
+
+
+def test_every_kind_a_merge_moves_is_made_by_the_tests() -> None:
+    assert sorted(KINDS) == sorted(name for name, _ in LINKED_KINDS.values())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_record_that_read_its_customer_before_a_merge_follows_it(
+    service: CustomerService, register: Register, monkeypatch: Any, kind: str
+) -> None:
+    """The merge commits right after the record's command read the customer: the record
+    is saved on the tombstone, then moves to the survivor."""
+    survivor, merged = register(), register()
+    load = service.load
+
+    def load_then_merge(aggregate_id: UUID, kind: type[Any], expected: int | None) -> Any:
+        found = load(aggregate_id, kind, expected)
+        if aggregate_id == merged.id and kind is Customer:
+            monkeypatch.setattr(service, "load", load)
+            merge(service, survivor.id, merged.id)
+        return found
+
+    monkeypatch.setattr(service, "load", load_then_merge)
+    record = service.repository.get(new_record(service, merged.id, kind).aggregate_id)
+    assert service.load is load  # the merge did run in the gap
+    assert isinstance(record, Relinkable) and record.customer_id == survivor.id
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_record_saved_after_the_merge_looked_is_swept_to_the_survivor(
+    service: CustomerService, register: Register, kind: str
+) -> None:
+    survivor, merged = register(), register()
+    look_up = service.linked_records
+    saved: list[UUID] = []
+
+    def save_in_the_gap(customer_id: UUID) -> set[UUID]:
+        found = look_up(customer_id)
+        if customer_id == merged.id and not saved:
+            saved.append(new_record(service, merged.id, kind).aggregate_id)
+        return found
+
+    service.linked_records = save_in_the_gap
+    receipt = merge(service, survivor.id, merged.id)
+    record = service.repository.get(saved[0])
+    assert isinstance(record, Relinkable) and record.customer_id == survivor.id
+    assert saved[0] not in receipt.result["moved"][str(merged.id)][kind]  # found by the sweep
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in ("appointments", "tickets")])
+def test_a_tombstone_takes_no_new_record(
+    service: CustomerService, register: Register, kind: str
+) -> None:
+    survivor, merged = register(), register()
+    merge(service, survivor.id, merged.id)
+    with pytest.raises(MergedCustomerError) as refused:
+        new_record(service, merged.id, kind)
+    assert refused.value.survivor_id == survivor.id

@@ -102,6 +102,17 @@ def full_life(service: CustomerService) -> str:
     # A duplicate with equipment merged in and out again (its secret moves with it).
     duplicate = service.register_customer({"first_name": "Ada", "email": "ada@work.example"})
     service.install_system(duplicate.aggregate_id, {"system_type": "nas", "secret": secret})
+    # Its invoice and payment move with it, and back (`invoice.relinked`, `payment.relinked`).
+    service.record_invoice(duplicate.aggregate_id, "INV-3", "EUR", lines, issued)
+    service.record_payment(
+        duplicate.aggregate_id,
+        "PAY-3",
+        kind="payment",
+        amount=Decimal("1.00"),
+        currency="EUR",
+        method="cash",
+        paid_at=issued,
+    )
     merged = service.merge_customers(
         customer_id,
         [duplicate.aggregate_id],
