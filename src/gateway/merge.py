@@ -70,6 +70,17 @@ class MovedOut(BaseModel):
     """Unique values that moved: email, mobile_phone, username."""
     appointments: list[UUID]
     tickets: list[UUID]
+    pets: list[UUID]
+    files: list[UUID]
+    interactions: list[UUID]
+    chat_messages: list[UUID]
+    satisfaction_scores: list[UUID]
+    packages: list[UUID]
+    invoices: list[UUID]
+    payments: list[UUID]
+    """Each kind of the customer's own records that moved with it (on an unmerge: back),
+    by id; each shows under its new customer in its tab, and is published as
+    `crm.<kind>.relinked`."""
 
 
 class MergeOut(BaseModel):
@@ -106,9 +117,11 @@ class MergedAwayOut(BaseModel):
     description=(
         "If-Match carries the survivor's version; `versions` the version of each customer in "
         "`from`. The survivor's non-empty values win; its empty fields, prices it lacks and "
-        "key custody are filled in the order of `from`; parts, credits, appointments, "
-        "tickets and the email, mobile phone and username move to the survivor; the merged "
-        "customers become tombstones (GET: 308 to the survivor)."
+        "key custody are filled in the order of `from`; parts, credits, every record the "
+        "customer owns (appointments, tickets, pets, files, interactions, chat messages, "
+        "satisfaction scores, packages, invoices, payments) and the email, mobile phone and "
+        "username move to the survivor; the merged customers become tombstones (GET: 308 to "
+        "the survivor; a new record for one: 409 naming the survivor)."
     ),
     request=MergeIn,
     responses={200: MergeOut},

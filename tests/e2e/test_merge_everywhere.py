@@ -15,12 +15,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from tests.e2e.answers import ok
 from tests.e2e.test_notifications import publish_new_events, stream_messages
+from tests.unit.domain.records import new_record
 
 from domain.errors import DomainError
 from domain.service import CustomerService, Receipt
 from infrastructure.eventstore import build_service
 from infrastructure.servers import EmbeddedNats
 from infrastructure.settings import Settings
+from projections.base import ReadModel
 from workers.relay import Relay, RelayPositions, open_relay
 
 Client = TestClient[Any, Any]
@@ -145,6 +147,85 @@ async def test_the_customer_s_appointments_and_tickets_lists_follow_the_relink(
 
 
 @pytest.fixture
+def tab_models(followed: Any) -> Iterator[ReadModel]:
+    """The read models of the customer's other tabs, kept current by follower threads;
+    the pets model (its tab is a pet-care business's only) to read its table."""
+    with (
+        followed("pets") as pets,
+        followed("files"),
+        followed("conversations"),
+        followed("accounts"),
+        followed("billing"),
+    ):
+        yield pets
+
+
+TABS = {
+    "files": "files",
+    "interactions": "interactions",
+    "chat_messages": "messages",
+    "satisfaction_scores": "satisfaction",
+    "packages": "packages",
+    "invoices": "invoices",
+    "payments": "payments",
+}
+"""The kind of record (as the merge's answer names it) and the tab that lists it."""
+
+
+async def test_every_tab_of_the_customer_follows_the_relink(
+    client: Client,
+    bearer: Bearer,
+    registration: Registration,
+    service: CustomerService,
+    tab_models: ReadModel,
+) -> None:
+    """Each tab of the survivor lists the merged customer's records after the merge, and
+    the merged customer's own again after the unmerge."""
+    survivor, _ = await post(client, bearer, "/v1/customers", registration())
+    merged, _ = await post(client, bearer, "/v1/customers", registration())
+    s, m = survivor["id"], merged["id"]
+    made = {kind: str(new_record(service, UUID(m), kind).aggregate_id) for kind in TABS}
+    pet = new_record(service, UUID(m), "pets").aggregate_id
+
+    async def pet_owner(position: int) -> str:
+        """The pet's customer in the pets table, once the model has read up to `position`."""
+        for _ in range(100):
+            if tab_models.position() >= position:
+                break
+            await asyncio.sleep(0.1)
+        select = f"SELECT customer_id FROM {tab_models.schema}.pets WHERE id = %s"
+        with tab_models.datastore.transaction(commit=False) as cursor:
+            cursor.execute(select, (pet,))
+            row = cursor.fetchone()
+            assert row is not None
+            return str(row["customer_id"])
+
+    async def listed(customer_id: str, position: int) -> dict[str, list[str]]:
+        lists = {}
+        for kind, tab in TABS.items():
+            path = f"/v1/customers/{customer_id}/{tab}"
+            params = {"min_position": str(position)}
+            body = await ok(await client.get(path, params=params, headers=bearer()))
+            lists[kind] = [item["id"] for item in body["items"]]
+        return lists
+
+    merge, position = await post(
+        client, bearer, f"/v1/customers/{s}/merge", {"from": [m], "versions": {m: 1}}, etag=1
+    )
+    assert {kind: merge["moved"][m][kind] for kind in TABS} == {k: [v] for k, v in made.items()}
+    assert await listed(s, position) == {k: [v] for k, v in made.items()}
+    assert await listed(m, position) == {k: [] for k in TABS}
+    assert merge["moved"][m]["pets"] == [str(pet)] and await pet_owner(position) == s
+    undone, position = await post(
+        client, bearer, f"/v1/customers/{s}/unmerge", {"merge_id": merge["merge_id"]}, etag=2
+    )
+    assert {k: undone["moved_back"][m][k] for k in TABS} == {k: [v] for k, v in made.items()}
+    assert await listed(m, position) == {k: [v] for k, v in made.items()}
+    assert await listed(s, position) == {k: [] for k in TABS}
+    assert await pet_owner(position) == m
+
+
+@pytest.fixture
 def relay(
     api_settings: Settings, service: CustomerService, server_data_dir: Path
 ) -> Iterator[tuple[Relay, EmbeddedNats]]:
@@ -166,7 +247,8 @@ async def test_a_merge_and_its_relinks_are_published(
     relay: tuple[Relay, EmbeddedNats],
     service: CustomerService,
 ) -> None:
-    """crm.customer.merged (survivor), crm.customer.merged_into (tombstone), crm.ticket.relinked."""
+    """crm.customer.merged (survivor), crm.customer.merged_into (tombstone), and each moved
+    record's relinking (crm.ticket.relinked, crm.pet.relinked)."""
     sink, nats_server = relay
     survivor, _ = await post(client, bearer, "/v1/customers", registration())
     merged, _ = await post(client, bearer, "/v1/customers", registration())
@@ -177,6 +259,7 @@ async def test_a_merge_and_its_relinks_are_published(
         "/v1/tickets",
         {"customer_id": m, "subject": "screen", "problem": "cracked", "device": {"type": "phone"}},
     )
+    pet = service.add_pet(UUID(m), {"name": "Rex", "species": "dog"}).aggregate_id
     merge, _ = await post(
         client, bearer, f"/v1/customers/{s}/merge", {"from": [m], "versions": {m: 1}}, etag=1
     )
@@ -189,6 +272,9 @@ async def test_a_merge_and_its_relinks_are_published(
     assert received["crm.customer.merged_into"]["data"]["survivor_id"] == s
     relinked = received["crm.ticket.relinked"]
     assert relinked["subject"] == ticket["id"]
+    assert (relinked["data"]["customer_id"], relinked["data"]["previous_customer_id"]) == (s, m)
+    relinked = received["crm.pet.relinked"]
+    assert relinked["subject"] == str(pet) and relinked["data"]["merge_id"] == merge["merge_id"]
     assert (relinked["data"]["customer_id"], relinked["data"]["previous_customer_id"]) == (s, m)
 
 

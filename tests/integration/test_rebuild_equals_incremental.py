@@ -78,6 +78,11 @@ class World:
     def version(self, customer_id: UUID) -> int:
         return self.service.get_customer(customer_id).version
 
+    def owner(self, record_id: UUID) -> UUID:
+        """The record's customer now: a merge (or its undoing) may have moved it."""
+        customer_id: UUID = self.service.repository.get(record_id).customer_id
+        return customer_id
+
 
 Step = Callable[[World, int, str], None]
 
@@ -231,12 +236,12 @@ def _add_pet(world: World, customer_id: UUID, pick: int, text: str) -> None:
 def _change_or_remove_pet(world: World, pick: int, text: str) -> None:
     if not world.pets:
         return
-    customer_id, pet_id = world.pets[pick % len(world.pets)]
-    service = world.service
+    _, pet_id = world.pets[pick % len(world.pets)]
+    customer_id, service = world.owner(pet_id), world.service
     version = service.get_pet(customer_id, pet_id).version
     if pick % 3 == 0:
         service.remove_pet(customer_id, pet_id, expected_version=version)
-        world.pets.remove((customer_id, pet_id))
+        world.pets = [p for p in world.pets if p[1] != pet_id]
         return
     changes = {"notes": text or None, "vet": {"clinic": text or "Paws"} if pick % 2 else None}
     service.change_pet(customer_id, pet_id, changes, expected_version=version)
@@ -292,8 +297,9 @@ def _upload_file(world: World, customer_id: UUID, pick: int, text: str) -> None:
 def _delete_file(world: World, pick: int, text: str) -> None:
     if not world.files:
         return
-    customer_id, file_id = world.files.pop(pick % len(world.files))
-    world.service.delete_file(customer_id, file_id, expected_version=1)
+    _, file_id = world.files.pop(pick % len(world.files))
+    version = world.service.repository.get(file_id).version  # 2 once a merge moved it
+    world.service.delete_file(world.owner(file_id), file_id, expected_version=version)
 
 
 def _account(world: World, customer_id: UUID, pick: int, text: str) -> None:
@@ -316,7 +322,8 @@ def _account(world: World, customer_id: UUID, pick: int, text: str) -> None:
             world.packages.append((customer_id, receipt.aggregate_id))
         case 5:
             if world.packages:
-                owner, package_id = world.packages[pick % len(world.packages)]
+                _, package_id = world.packages[pick % len(world.packages)]
+                owner = world.owner(package_id)
                 if pick % 4:
                     service.use_package_session(owner, package_id)
                 else:
@@ -349,7 +356,8 @@ def _settle_invoice(world: World, pick: int, text: str) -> None:
     if not world.invoices:
         return
     service = world.service
-    customer_id, invoice_id, number = world.invoices[pick % len(world.invoices)]
+    _, invoice_id, number = world.invoices[pick % len(world.invoices)]
+    customer_id = world.owner(invoice_id)
     match pick % 4:
         case 0 | 1:
             service.record_payment(
