@@ -46,6 +46,8 @@ from domain.key_ring import SEALED_PREFIX
 from domain.packages import Package
 from domain.payments import Payment
 from domain.pets import Pet
+from domain.portal import PortalAccount, portal_account_id
+from domain.portal_commands import portal_account_of
 from domain.relinking import Relinkable
 from domain.reservations import Reservation, reservation_id
 from domain.satisfaction import SatisfactionScore
@@ -68,6 +70,7 @@ LINKED_KINDS: dict[type[Relinkable], tuple[str, type[Aggregate.Event]]] = {
     Package: ("packages", Package.Bought),
     Invoice: ("invoices", Invoice.Issued),
     Payment: ("payments", Payment.Recorded),
+    PortalAccount: ("portal_accounts", PortalAccount.Opened),
 }
 """Every customer-owned kind of record a merge moves: its name in the merge's answer and
 the event that creates it. A kind added here is found (`linking_events`), moved, answered
@@ -115,11 +118,15 @@ class MergeCommands(CustomerCommands):
             merge_id = uuid4()
             moved = merging.merge(survivor, merged, merge_id, self._resealer(survivor.id))
             to_save: list[Aggregate] = [survivor, *merged]
+            kept = self._kept_account(survivor.id)
             for customer in merged:
                 transfers = self._transfers(customer, customer.id, survivor.id)
-                records = self._relinks(customer.id, survivor.id, merge_id)
+                records = self._relinks(customer.id, survivor.id, merge_id, kept=kept)
                 moved[customer.id]["reservations"] = sorted(r.field for r in transfers)
-                moved[customer.id].update(_by_kind(records))
+                moved[customer.id].update(_by_kind(records, survivor.id))
+                moved[customer.id]["closed_portal_accounts"] = [
+                    r.id for r in records if isinstance(r, PortalAccount) and r.closed_by
+                ]
                 to_save += [*transfers, *records]
             result = _merge_result(survivor, merge_id, merged_ids, moved)
             return Change(survivor.id, survivor.version, result, to_save)
@@ -166,9 +173,11 @@ class MergeCommands(CustomerCommands):
                 transfers = self._transfers(customer, survivor.id, customer.id)
                 _check_not_kept(survivor, transfers)
                 records = self._relinks(survivor.id, customer.id, merge_id, undone=True)
+                reopened = self._reopened_accounts(customer, merge_id)
                 moved_back[merged_id]["reservations"] = sorted(r.field for r in transfers)
-                moved_back[merged_id].update(_by_kind(records))
-                to_save += [customer, *transfers, *records]
+                moved_back[merged_id].update(_by_kind(records, customer.id))
+                moved_back[merged_id]["closed_portal_accounts"] = [r.id for r in reopened]
+                to_save += [customer, *transfers, *records, *reopened]
             result = {
                 "id": survivor.id,
                 "version": survivor.version,
@@ -223,10 +232,18 @@ class MergeCommands(CustomerCommands):
         return moved
 
     def _relinks(
-        self, from_id: UUID, to_id: UUID, merge_id: UUID, *, undone: bool = False
+        self,
+        from_id: UUID,
+        to_id: UUID,
+        merge_id: UUID,
+        *,
+        undone: bool = False,
+        kept: list[UUID] | None = None,
     ) -> list[Any]:
         """The records of `from_id` relinked to `to_id` (on undoing, only those that this
-        merge moved from `to_id`)."""
+        merge moved from `to_id`). A portal account moves only to a survivor without one
+        (`kept`: the account the survivor keeps, filled by the first that moves; looked up
+        when not given): else it is closed, and stays with its tombstone."""
         relinked: list[Any] = []
         for record_id in sorted(self.linked_records(from_id)):
             record: Aggregate = self.repository.get(record_id)
@@ -234,9 +251,38 @@ class MergeCommands(CustomerCommands):
                 continue
             if undone and record.merged_from.get(merge_id) != to_id:
                 continue
+            if isinstance(record, PortalAccount) and not undone:
+                if record.closed_by is not None:  # closed by this merge (a sweep) or before
+                    continue
+                kept = self._kept_account(to_id) if kept is None else kept
+                if kept:
+                    record.close(merge_id, to_id, kept[0])
+                    relinked.append(record)
+                    continue
+                kept.append(record.id)
             record.relink(to_id, merge_id, undone=undone)
             relinked.append(record)
         return relinked
+
+    def _kept_account(self, survivor_id: UUID) -> list[UUID]:
+        """The survivor's open portal account, as a list (empty without one) that a merge
+        fills with the first account it moves to the survivor."""
+        account = portal_account_of(self, survivor_id)
+        return [account.id] if account is not None else []
+
+    def _reopened_accounts(self, customer: Customer, merge_id: UUID) -> list[PortalAccount]:
+        """The customer's portal accounts that the merge being undone closed, reopened: its
+        own, or one an earlier merge had moved to it."""
+        reopened: list[PortalAccount] = []
+        for holder in (customer, *self.merged_customers(customer)):
+            try:
+                account: PortalAccount = self.repository.get(portal_account_id(holder.id))
+            except AggregateNotFoundError:
+                continue
+            if account.customer_id == customer.id and account.closed_by == merge_id:
+                account.reopen(merge_id)
+                reopened.append(account)
+        return reopened
 
     def _sweep(self, merged_ids: Sequence[UUID], survivor_id: UUID, merge_id: UUID) -> None:
         """Relink the records saved for the merged customers after the merge looked for
@@ -301,10 +347,11 @@ def _check_not_kept(survivor: Customer, transfers: Sequence[Reservation]) -> Non
             raise UniqueValueTakenError(own[reservation.id], survivor.id)
 
 
-def _by_kind(records: Sequence[Any]) -> dict[str, list[UUID]]:
-    """The ids of the moved records under each kind's name (an empty list for none)."""
+def _by_kind(records: Sequence[Any], to_id: UUID) -> dict[str, list[UUID]]:
+    """The ids of the records moved to `to_id` under each kind's name (an empty list for
+    none)."""
     return {
-        name: [r.id for r in records if isinstance(r, kind)]
+        name: [r.id for r in records if isinstance(r, kind) and r.customer_id == to_id]
         for kind, (name, _) in LINKED_KINDS.items()
     }
 

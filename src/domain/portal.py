@@ -10,6 +10,12 @@ uses the token up; a newer invite or reset replaces an older token.
 The account is an aggregate of its own, not part of the Customer: credentials stay out of
 the customer's record, its history and its time travel, and a login loads a short stream.
 Its id is derived from the customer's. Every event carries `customer_id`.
+
+A merge moves a merged customer's account to the survivor (`Relinked`), so its email
+(now the survivor's login too) logs in with the password it had, unless the survivor has
+an account already: then the merged one is closed (`Closed`, naming the merge and the
+account kept) and its links stop working. Undoing the merge moves it back or reopens it,
+password and all.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from uuid import UUID, uuid5
 
 from domain.base import TracedAggregate
 from domain.errors import DomainError, RuleViolationError
+from domain.relinking import Relinkable
 
 __all__ = [
     "INVITE_VALIDITY",
@@ -88,7 +95,7 @@ class AccountDisabledError(DomainError):
         self.reason = reason
 
 
-class PortalAccount(TracedAggregate):
+class PortalAccount(Relinkable, TracedAggregate):
     """One customer's portal credentials."""
 
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
@@ -100,14 +107,20 @@ class PortalAccount(TracedAggregate):
         token_expires_at: datetime | None
         invited_at: datetime | None
         password_set_at: datetime | None
+        opened_for: UUID
+        """The customer it was opened for (its id derives from it), whoever has it now."""
+        closed_by: UUID | None
+        """The merge that closed it (the survivor kept its own account); None while open."""
+        closed_reason: str | None
 
     class Opened(TracedAggregate.Created):
         customer_id: UUID
 
         def apply(self, account: PortalAccount) -> None:
-            account.customer_id = self.customer_id
+            account.customer_id = account.opened_for = self.customer_id
             account.password_hash = account.token_hash = None
             account.token_expires_at = account.invited_at = account.password_set_at = None
+            account.closed_by = account.closed_reason = None
 
     class Invited(TracedAggregate.Event):
         customer_id: UUID
@@ -138,6 +151,40 @@ class PortalAccount(TracedAggregate):
             account.token_hash = account.token_expires_at = None
             account.password_set_at = self.timestamp
 
+    # ---- merges of its customer --------------------------------------------------------------
+
+    class Relinked(Relinkable.Relinked):
+        pass
+
+    class Closed(TracedAggregate.Event):
+        customer_id: UUID
+        merge_id: UUID
+        reason: str
+
+        def apply(self, account: PortalAccount) -> None:
+            account.closed_by, account.closed_reason = self.merge_id, self.reason
+
+    class Reopened(TracedAggregate.Event):
+        customer_id: UUID
+        merge_id: UUID
+
+        def apply(self, account: PortalAccount) -> None:
+            account.closed_by = account.closed_reason = None
+
+    def close(self, merge_id: UUID, survivor_id: UUID, kept: UUID) -> None:
+        """Closed by a merge into a survivor that has an account (`kept`) already."""
+        reason = (
+            f"customer {self.customer_id} was merged into customer {survivor_id}"
+            f" (merge {merge_id}), whose portal account {kept} is kept"
+        )
+        self.trigger_event(
+            self.Closed, customer_id=self.customer_id, merge_id=merge_id, reason=reason
+        )
+
+    def reopen(self, merge_id: UUID) -> None:
+        """The merge that closed it was undone."""
+        self.trigger_event(self.Reopened, customer_id=self.customer_id, merge_id=merge_id)
+
     @classmethod
     def open(cls, customer_id: UUID) -> PortalAccount:
         return cls._create(cls.Opened, id=portal_account_id(customer_id), customer_id=customer_id)
@@ -167,9 +214,11 @@ class PortalAccount(TracedAggregate):
         return expires_at
 
     def check_token(self, token: str, now: datetime) -> None:
-        """Refuse a token that is not the account's current, unexpired one."""
+        """Refuse a token that is not the account's current, unexpired one (or any, once
+        the account is closed)."""
         if (
-            self.token_hash is None
+            self.closed_by is not None
+            or self.token_hash is None
             or self.token_expires_at is None
             or not hmac.compare_digest(self.token_hash, token_hash(token))
             or now >= self.token_expires_at

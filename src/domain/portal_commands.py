@@ -1,7 +1,9 @@
 """Portal commands: invite, reset, set a password through a link, and check a login.
 
 A login is the customer's email or username, found through the reservation that keeps
-each of them unique (exact, in the event store: no read model lag). Repeated failures
+each of them unique (exact, in the event store: no read model lag). After a merge the
+login is the survivor's, and so is the account it opens: the survivor's own, else the one a
+merge moved to it (`portal_account_of`). Repeated failures
 are counted by the gateway in PostgreSQL (`gateway.login_guard`), where every gateway
 process sees the same count; the domain only says whether one attempt is right.
 """
@@ -17,7 +19,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from domain.customers import Customer
-from domain.errors import ConflictError, RuleViolationError
+from domain.errors import ConflictError, MergedCustomerError, RuleViolationError
 from domain.passwords import PasswordHasher, check_password_rules
 from domain.portal import (
     AccountDisabledError,
@@ -33,7 +35,7 @@ from domain.sealing import SecretSealer
 from domain.values import normalise_email
 from domain.write_path import Change, Idempotency, Receipt, WritePath
 
-__all__ = ["PortalCommands"]
+__all__ = ["PortalCommands", "portal_account_of"]
 
 
 class PortalCommands(WritePath):
@@ -73,7 +75,8 @@ class PortalCommands(WritePath):
             if fresh is None:
                 raise InvalidTokenError()
             fresh.set_password(token, password_hash, self.clock())
-            return Change(fresh.id, fresh.version, {"customer_id": customer_id}, [fresh])
+            result = {"customer_id": fresh.customer_id}  # the survivor, once merged
+            return Change(fresh.id, fresh.version, result, [fresh])
 
         return self.execute(attempt, None, key=account.id)
 
@@ -81,7 +84,7 @@ class PortalCommands(WritePath):
         """The customer whose portal login this is; InvalidCredentialsError when wrong,
         AccountDisabledError when right but the customer may not log in."""
         customer_id = self._login_owner(login)
-        account = self._account(customer_id) if customer_id else None
+        account = portal_account_of(self, customer_id) if customer_id else None
         password_hash = account.password_hash if account else None
         if not self.password_hasher.verify(password_hash, password) or customer_id is None:
             raise InvalidCredentialsError()
@@ -108,14 +111,17 @@ class PortalCommands(WritePath):
                 raise ConflictError("customer is erased", field="erased")
             if customer.deleted:
                 raise ConflictError("customer is deleted; restore it first", field="deleted")
+            if customer.merged_into is not None:
+                raise MergedCustomerError(customer.id, customer.merged_into)
             if customer.blocked:
                 raise ConflictError("a blocked customer cannot use the portal", field="blocked")
             if not (customer.profile.email or customer.profile.username):
                 raise ConflictError(
                     "the customer needs an email or a username to log in with", field="email"
                 )
-            account = self._account(customer_id) or PortalAccount.open(customer_id)
-            token = new_token(customer_id)
+            account = portal_account_of(self, customer_id) or PortalAccount.open(customer_id)
+            # The token names the account's own customer: the link finds it by that id.
+            token = new_token(account.opened_for)
             expires_at = send(account, token, self.sealer.seal(token), self.clock())
             result: dict[str, Any] = {"customer_id": customer_id, "expires_at": expires_at}
             return Change(account.id, account.version, result, [account])
@@ -143,3 +149,24 @@ class PortalCommands(WritePath):
             if reservation.owner_id is not None:
                 return reservation.owner_id
         return None
+
+
+def portal_account_of(service: WritePath, customer_id: UUID) -> PortalAccount | None:
+    """The customer's open portal account: its own, else one a merge moved to it from a
+    customer merged into it (through chains of merges); None without one."""
+    pending, seen = [customer_id], set()
+    while pending:
+        holder = pending.pop(0)
+        if holder in seen:
+            continue
+        seen.add(holder)
+        try:
+            account: PortalAccount = service.repository.get(portal_account_id(holder))
+        except AggregateNotFoundError:
+            pass
+        else:
+            if account.customer_id == customer_id and account.closed_by is None:
+                return account
+        customer: Customer = service.load(holder, Customer, None)
+        pending += [merged for sources in customer.merges.values() for merged in sources]
+    return None

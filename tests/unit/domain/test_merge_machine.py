@@ -33,6 +33,7 @@ from tests.unit.domain.records import KINDS, new_record
 from domain.customers import Customer
 from domain.errors import ConflictError, MergedCustomerError
 from domain.merge_commands import LINKED_KINDS, held_values
+from domain.portal import PortalAccount
 from domain.relinking import Relinkable
 from domain.reservations import Reservation, reservation_id
 from domain.sealing import SecretSealer
@@ -150,9 +151,29 @@ class MergeMachine(RuleBasedStateMachine):
             self.records.append(new_record(self.service, customer, kind).aggregate_id)
             event(f"record: {kind}")
 
+    @rule(customer=customers)
+    def invite(self, customer: UUID) -> None:
+        c = self._get(customer)
+        if self._live(customer) and c.profile.email and not c.blocked:
+            receipt = self.service.invite_to_portal(customer)
+            if receipt.aggregate_id not in self.records:
+                self.records.append(receipt.aggregate_id)
+
     def _owned(self, customer_id: UUID) -> set[UUID]:
-        """The records (of every kind) the customer owns now."""
-        return {r for r in self.records if self._record(r).customer_id == customer_id}
+        """The records (of every kind) the customer owns now, but a closed portal account
+        (closed by a merge into a survivor that kept its own, it stays with its tombstone)."""
+        return {
+            r
+            for r in self.records
+            if self._record(r).customer_id == customer_id and r not in self._closed()
+        }
+
+    def _closed(self) -> set[UUID]:
+        return {
+            r
+            for r in self.records
+            if isinstance(a := self._record(r), PortalAccount) and a.closed_by is not None
+        }
 
     def _record(self, record_id: UUID) -> Relinkable:
         record = self.service.repository.get(record_id)
@@ -179,11 +200,16 @@ class MergeMachine(RuleBasedStateMachine):
             assert set(before[i]["notes"]) <= set(after.notes)
             assert set(before[i]["systems"]) <= set(after.systems)
             assert not self._owned(i)
-        assert self._owned(survivor) == set().union(*owned.values())
-        for kind, (name, _) in LINKED_KINDS.items():
-            for i in merged:
-                moved = receipt.result["moved"][str(i)][name]
-                assert set(moved) == {r for r in owned[i] if isinstance(self._record(r), kind)}
+        assert self._owned(survivor) == set().union(*owned.values()) - self._closed()
+        closed = self._closed()
+        for i in merged:
+            answer = receipt.result["moved"][str(i)]
+            for kind, (name, _) in LINKED_KINDS.items():
+                of_kind = {r for r in owned[i] if isinstance(self._record(r), kind)}
+                assert set(answer[name]) == of_kind - closed
+            assert set(answer["closed_portal_accounts"]) == owned[i] & closed
+            if answer["closed_portal_accounts"]:
+                event("a merged portal account closed")
         event(f"merged {len(merged)}")
         self.standing[result["merge_id"]] = {
             "survivor": survivor,
@@ -246,8 +272,21 @@ class MergeMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_record_is_orphaned(self) -> None:
-        for record_id in self.records:
+        for record_id in set(self.records) - self._closed():
             assert self._get(self._record(record_id).customer_id).merged_into is None
+
+    @invariant()
+    def a_customer_has_one_open_portal_account_and_a_closed_one_is_a_tombstone_s(self) -> None:
+        open_accounts: dict[UUID, int] = {}
+        for record_id in self.records:
+            account = self._record(record_id)
+            if not isinstance(account, PortalAccount):
+                continue
+            if account.closed_by is not None:
+                assert self._get(account.customer_id).merged_into is not None
+            else:
+                open_accounts[account.customer_id] = open_accounts.get(account.customer_id, 0) + 1
+        assert all(n == 1 for n in open_accounts.values()), open_accounts
 
     @invariant()
     def values_are_held_by_who_has_them(self) -> None:
