@@ -2,9 +2,9 @@
 
 `python -m bench.merge_cost [--database URL] [--sizes 10000 100000] [--rounds 5]`
 
-A merge finds the merged customer's appointments and tickets with one query over the
-events (`infrastructure.eventstore.LinkedRecords`), which scans every booking, opening and
-relinking event: this measures that scan and a whole merge (a customer with three tickets
+A merge finds the merged customer's records (every kind it moves, `LINKED_KINDS`) with one
+query over the events (`infrastructure.linked_records.LinkedRecords`), which reads the
+creating and relinking events through a partial expression index: this measures that scan and a whole merge (a customer with three tickets
 merged into another) on logs holding that many tickets of other customers. Uses
 `--database` or `CUSTOMERS_DATABASE_URL` (default the machine's test server) in a schema
 of its own, dropped at the end.
