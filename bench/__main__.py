@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ _DOC = Path("docs/PERFORMANCE.md")
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
+    _stop_on_sigterm()
     profile = QUICK if arguments.quick else FULL
     out = arguments.out or _RESULTS / ("quick.json" if arguments.quick else "latest.json")
     default_doc = not arguments.quick and arguments.render is None
@@ -41,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if arguments.wait_quiet:
             wait_until_quiet(console, minutes=arguments.wait_quiet)
-        results = asyncio.run(run(profile, command, console))
+        try:
+            results = asyncio.run(run(profile, command, console))
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted: nothing written; the servers were stopped[/yellow]")
+            return 130
         write_json(out, results)
     console.print(summary_table(results))
     if arguments.render is None:
@@ -50,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         update_doc(_DOC, markdown_block(results))
         console.print(f"updated the results block of {_DOC}")
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """`kill` stops a run as Ctrl-C does: asyncio.run then cancels the run, whose context
+    managers stop the service's processes, PostgreSQL and NATS instead of leaving them
+    behind (a plain SIGTERM ends the interpreter without running them)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _parser() -> argparse.ArgumentParser:
