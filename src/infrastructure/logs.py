@@ -55,7 +55,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "json") -> None:
     # a third of the cost per line. The level is then the root's, for every logger of ours.
     structlog.configure(
         processors=[*shared, renderer],
-        logger_factory=_NamedWriteLoggerFactory(sys.stderr),
+        logger_factory=_named_stderr_logger,
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         # Not cached: configure_logging may run again (tests, a CLI option) and must win.
         cache_logger_on_first_use=False,
@@ -83,12 +83,11 @@ class _NamedWriteLogger(structlog.WriteLogger):
         self.name = name
 
 
-class _NamedWriteLoggerFactory:
-    def __init__(self, file: TextIO) -> None:
-        self._file = file
-
-    def __call__(self, name: str = "", *_: Any) -> _NamedWriteLogger:
-        return _NamedWriteLogger(self._file, name)
+def _named_stderr_logger(name: str = "", *_: Any) -> _NamedWriteLogger:
+    # The stderr of the moment, not the one of configure_logging: loggers are not cached, so
+    # one whose stream was swapped (and the old one closed: pytest's capture, a daemon's
+    # redirection) writes to the new stream instead of failing the caller on a closed file.
+    return _NamedWriteLogger(sys.stderr, name)
 
 
 def _dumps(value: Any, **kwargs: Any) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import sys
 from collections.abc import Iterator
 
 import orjson
@@ -54,3 +56,20 @@ def test_console_lines_name_the_logger(capsys: pytest.CaptureFixture[str]) -> No
     err = capsys.readouterr().err
     assert "look" in err and "[gateway]" in err and "n=1" in err
     assert "not at WARNING" not in err
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_our_lines_follow_stderr_when_it_is_swapped_and_the_old_one_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A logger must not keep the stderr of configure_logging: once that stream is closed
+    (pytest's capture between tests, a redirected daemon) writing to it would raise in the
+    caller, failing whatever was logging."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("INFO", "json")
+    logger = structlog.get_logger("gateway")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logger.warning("still written")
+    assert orjson.loads(second.getvalue())["event"] == "still written"
