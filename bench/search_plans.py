@@ -43,7 +43,6 @@ from projections.rebuild import analyze_schema, create_indexes, drop_query_index
 from projections.search import (
     SESSION_SETTINGS,
     TRGM_SCHEMA_QUERY,
-    WORD_SIMILARITY_THRESHOLD,
     SearchCriteria,
     SearchModel,
     digits,
@@ -167,7 +166,7 @@ def _rows(
 ) -> list[dict[str, Any]]:
     statement, params = _statement(schema, trgm, criteria, after)
     with connection.transaction():
-        connection.execute(SESSION_SETTINGS, (str(WORD_SIMILARITY_THRESHOLD), "60000"))
+        connection.execute(SESSION_SETTINGS, ("60000",))
         rows: list[dict[str, Any]] = connection.execute(statement, params).fetchall()
         return rows
 
@@ -183,7 +182,7 @@ def _explained(
     statement, params = _statement(schema, trgm, criteria, after)
     explain = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) ") + statement
     with connection.transaction():
-        connection.execute(SESSION_SETTINGS, (str(WORD_SIMILARITY_THRESHOLD), "60000"))
+        connection.execute(SESSION_SETTINGS, ("60000",))
         row = connection.execute(explain, params).fetchone()
     assert row is not None
     plan = next(iter(row.values()))[0]

@@ -36,7 +36,6 @@ from projections.base import read_model_schema
 from projections.search import (
     SESSION_SETTINGS,
     TRGM_SCHEMA_QUERY,
-    WORD_SIMILARITY_THRESHOLD,
     search_statement,
 )
 
@@ -119,9 +118,7 @@ async def export_customers(request: web.Request) -> web.StreamResponse:
             )
             async with connection.transaction():
                 await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                await connection.execute(
-                    SESSION_SETTINGS, (str(WORD_SIMILARITY_THRESHOLD), str(STATEMENT_TIMEOUT_MS))
-                )
+                await connection.execute(SESSION_SETTINGS, (str(STATEMENT_TIMEOUT_MS),))
                 counted = await connection.execute(
                     sql.SQL("SELECT count(*) AS total FROM ({}) matches").format(statement), params
                 )

@@ -47,7 +47,6 @@ from projections.base import read_model_schema
 from projections.search import (
     SESSION_SETTINGS,
     TRGM_SCHEMA_QUERY,
-    WORD_SIMILARITY_THRESHOLD,
     SearchCriteria,
     digits,
     normalise,
@@ -197,15 +196,16 @@ Searches the search read model (eventually consistent: pass `min_position` to re
 
 **q** finds a customer when every word of it is a substring of the first or last name, company
 name, DBA name or email, or (a word of four or more letters) a typo away from ONE word of the
-names, company or DBA name: trigram similarity 0.3 or more, so one letter wrong, missing, added
-or two letters swapped in a word of five or more letters ("Lovelase", "Lovleace" and "Lovelce"
-find "Lovelace"; "jon smiht" finds Jon Smith; one typo'd word a query), never letters spread
-over several words; or when its digits appear in the mobile or other phone number, however
-either was formatted ("(415) 555-2671", "415-555-2671" and "+14155552671" find the same
-customer); or when it is the customer number. With q, best matches come first: the customer
-number, then a phone match, then q as whole words, then a word starting with q, then the rest
-by how close q is to whole words of the customer (pg_trgm strict word similarity; a word with
-q's letters in another order first); equal matches newest first.
+names, company or DBA name: one letter wrong, missing, added or moved (two letters swapped),
+never more ("Lovelase", "Lovleace", "Lovelce" and "Loveleace" find "Lovelace", "jonh" finds
+"John", "Hertwell" finds "Hartwell" but not "Hartwelling"; "jon smiht" finds Jon Smith; one
+typo'd word a query), never letters spread over several words; or when its digits appear in
+the mobile or other phone number, however either was formatted ("(415) 555-2671",
+"415-555-2671" and "+14155552671" find the same customer); or when it is the customer number.
+With q, best matches come first: the customer number, then a phone match, then q as whole
+words, then a word starting with q, then the rest by how close q is to whole words of the
+customer (pg_trgm strict word similarity; a word with q's letters in another order first);
+equal matches newest first.
 
 **Without q, the list is newest first and covers the last {DEFAULT_WINDOW_DAYS} days of
 registrations by default**: when none of `registered_within_days`, `registered_after` and
@@ -327,9 +327,7 @@ async def _fetch(
                 schema, state.trgm_schema, criteria, after=after, limit=limit
             )
             async with connection.transaction():
-                await connection.execute(
-                    SESSION_SETTINGS, (str(WORD_SIMILARITY_THRESHOLD), str(STATEMENT_TIMEOUT_MS))
-                )
+                await connection.execute(SESSION_SETTINGS, (str(STATEMENT_TIMEOUT_MS),))
                 cursor = await connection.execute(statement, params)
                 rows: list[dict[str, Any]] = await cursor.fetchall()
                 return rows

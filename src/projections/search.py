@@ -25,7 +25,6 @@ from projections.base import Batch, ReadModel
 from projections.search_query import (
     SESSION_SETTINGS,
     TRGM_SCHEMA_QUERY,
-    WORD_SIMILARITY_THRESHOLD,
     SearchCriteria,
     digits,
     normalise,
@@ -36,7 +35,6 @@ from projections.search_words import WordChanges, words_of
 __all__ = [
     "SESSION_SETTINGS",
     "TRGM_SCHEMA_QUERY",
-    "WORD_SIMILARITY_THRESHOLD",
     "SearchCriteria",
     "SearchModel",
     "digits",

@@ -2,12 +2,14 @@
 
 `q` is matched three ways, and a customer matching any of them is found:
   - text: every word of `q` is a substring of (LIKE) the normalised first/last name,
-    company, DBA name and email, or typo-close to ONE word of them (not the email): pg_trgm
-    similarity (`%`) of at least `WORD_SIMILARITY_THRESHOLD` with a word of the vocabulary
-    (`search_words`), the customer having that word (`customer_words`). Typos are looked
-    for in words of `TYPO_MIN_LENGTH`+ letters only, and for a `q` of several words only
-    when no customer the search may list has all of them as whole words (a full name
-    found as typed lists no "Marc" for "Mark"; nobody's name as typed, it does);
+    company, DBA name and email, or one typo from ONE word of them (not the email): the
+    two words are the same once at most one letter is removed from each (a letter wrong,
+    missing or added, two neighbours swapped, or a letter moved), found by the vocabulary's
+    deletions (`search_word_deletions`), the customer having that word (`customer_words`).
+    Typos are looked for in words of `TYPO_MIN_LENGTH`+ letters only, and for a `q` of
+    several words only when no customer the search may list has all of them as whole
+    words (a full name found as typed lists no "Marc" for "Mark"; nobody's name as typed,
+    it does);
   - phone: the digits of `q` are a substring of the digits of the mobile or other phone,
     whatever formatting either side used;
   - customer number: `q` is the number itself.
@@ -25,8 +27,8 @@ newest first (a common first name reads a page of them instead of sorting all); 
 starts are a range of the same key, sorted newest first before any row is read (a
 phrase's: the customers with all its words, by the key). The last
 tier, the only one that computes similarity, is the rows containing every word plus, per
-typo word, the customers of the vocabulary words close to it (a few short rows to compare,
-instead of every customer sharing half of the word's trigrams somewhere in its text).
+typo word, the customers of the vocabulary words one typo from it (looked up by equality
+with the word's own deletions: a handful of words, ranked by trigram similarity).
 """
 
 from __future__ import annotations
@@ -39,13 +41,12 @@ from typing import Any
 
 from psycopg import sql
 
-from projections.search_words import is_typo_word
+from projections.search_words import deletions_of, is_typo_word
 
 __all__ = [
     "LIST_COLUMNS",
     "SESSION_SETTINGS",
     "TRGM_SCHEMA_QUERY",
-    "WORD_SIMILARITY_THRESHOLD",
     "SearchCriteria",
     "digits",
     "normalise",
@@ -58,13 +59,8 @@ TRGM_SCHEMA_QUERY = (
 )
 """Where pg_trgm lives in this database: its operators are named with that schema."""
 
-WORD_SIMILARITY_THRESHOLD = 0.3
-"""pg_trgm's `%` cut-off (its default too) for a query word and a vocabulary word:
-"smiht" is 0.33 from "smith", "loveless" 0.38 from "lovelace", "delcaberg" 0.54 from
-"delnaberg", while "delta" is 0.23 and "caisulberg" 0.17 from it."""
 SESSION_SETTINGS = (
-    "SELECT set_config('pg_trgm.similarity_threshold', %s, true),"
-    " set_config('statement_timeout', %s, true),"
+    "SELECT set_config('statement_timeout', %s, true),"
     # The tiers' branches must run in order, one after the other (see the docstring).
     " set_config('enable_parallel_append', 'off', true),"
     # Compiling a page's query costs more than running it (the costly plans' estimates,
@@ -75,10 +71,11 @@ SESSION_SETTINGS = (
     # no estimate of a word's customers).
     " set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
-"""Run first in the search's transaction: the `%` cut-off and a time limit (ms)."""
+"""Run first in the search's transaction, with its time limit (ms)."""
 CLOSE_WORDS = 10
-"""A typo'd word is looked for as the vocabulary's this many words closest to it: past
-them, close words are noise (a 9-letter word is 0.3 from 200 words of the vocabulary)."""
+"""A typo'd word is looked for as at most this many of the words one typo from it, the
+closest by trigrams first: a common short word has dozens ("mark": bark, dark, marc, mary,
+mars...), a surname one to five."""
 FEW_CUSTOMERS = 1000
 """Up to this many customers with a typo'd word's close words are fetched one by one
 (a multi-word q); more are matched by the other words' index instead."""
@@ -267,17 +264,21 @@ def search_statement(
         untyped = sql.SQL(" AND NOT (SELECT found FROM typed)")
     close += [
         sql.SQL(
-            # A word containing q's word is no typo of it: its customers are found by
-            # substring (and would be fetched here only to be left out).
+            # The words one typo from q's word: those sharing one of its deletions (see
+            # `search_words`), ranked by trigrams. A word containing q's word is no typo
+            # of it: its customers are found by substring (and would be fetched here only
+            # to be left out).
             "close{k} AS MATERIALIZED (SELECT v.word, v.customers FROM {vocabulary} v"
-            " WHERE v.word OPERATOR({trgm}.%%) %(word{k})s AND v.word NOT LIKE %(like{k})s"
-            "{untyped}"
+            " WHERE v.word IN (SELECT d.word FROM {deletions} d"
+            " WHERE d.deletion = ANY(%(deletions{k})s::text[]))"
+            " AND v.word NOT LIKE %(like{k})s{untyped}"
             " ORDER BY {trgm}.similarity(v.word, %(word{k})s) + {swapped} DESC, v.word"
             " LIMIT {words})"
         ).format(
             swapped=_swapped("v.word", k),
             k=sql.SQL(str(k)),
             vocabulary=sql.Identifier(schema, "search_words"),
+            deletions=sql.Identifier(schema, "search_word_deletions"),
             trgm=trgm,
             untyped=untyped,
             words=sql.Literal(CLOSE_WORDS),
@@ -398,6 +399,7 @@ def _q_tiers(
     rest = [Tier(_first(_all(substrings), above))]
     for k in typo_words:
         params[f"word{k}"] = words[k]
+        params[f"deletions{k}"] = sorted(deletions_of(words[k]))
         not_k = sql.SQL("NOT {}").format(substrings[k])
         if len(words) == 1:
             # Each close word's newest customers: a customer's rank is at least its

@@ -6,8 +6,12 @@ without sorting all of them; its words compare byte-wise, so a range of its key 
 customers with a word starting with a prefix. `search_words` is the vocabulary typos are
 looked for in: every word of `TYPO_MIN_LENGTH`+ letters with the number of customers who
 have it, deleted when that number reaches zero, so an erased customer's words that nobody
-else has go with it. Both are kept by the differences between a batch's rows before and
-after.
+else has go with it. `search_word_deletions` is how a typo finds its words: each vocabulary
+word under itself and under each of its one-letter deletions (`deletions_of`); two words are
+one typo apart (a letter wrong, missing, added, or two letters swapped) when they share
+one of these, so a query word's few deletions, looked up by equality, are its candidates.
+A word's deletions enter and leave with it, in the same transaction. All three are kept by
+the differences between a batch's rows before and after.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from uuid import UUID
 
 from psycopg import Cursor, sql
 
-__all__ = ["TYPO_MIN_LENGTH", "WordChanges", "is_typo_word", "words_of"]
+__all__ = ["TYPO_MIN_LENGTH", "WordChanges", "deletions_of", "is_typo_word", "words_of"]
 
 TYPO_MIN_LENGTH = 4
-"""Shorter words are neither looked for as typos nor in the vocabulary: three letters have
-too few trigrams for a change of one to leave anything close but noise."""
+"""Shorter words are neither looked for as typos nor in the vocabulary: one letter of three
+changed is a third of the word, and the words it reaches are other words, not typos
+("tom": tim, ton, tod, toms...)."""
 
 Key = tuple[str, datetime, UUID]
 
@@ -36,6 +41,13 @@ def words_of(search_text: str) -> set[str]:
 def is_typo_word(word: str) -> bool:
     """Whether a word is one typos are looked for (query) or in (vocabulary)."""
     return len(word) >= TYPO_MIN_LENGTH and word.isalpha()
+
+
+def deletions_of(word: str) -> set[str]:
+    """The word and every word one letter shorter that it contains in order: "jonh" and
+    "john" share "jon" (swapped), "smith" and "smyth" "smth" (wrong), "lovelce" and
+    "lovelace" "lovelce" (missing). Migration 0005 computes the same in SQL."""
+    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 class WordChanges:
@@ -85,17 +97,47 @@ class WordChanges:
                 "INSERT INTO {0} AS v (word, customers)"
                 " SELECT * FROM unnest(%b::text[], %b::int[]) ORDER BY 1"
                 " ON CONFLICT (word) DO UPDATE SET customers = v.customers + EXCLUDED.customers"
+                " RETURNING v.word, v.customers"
             ).format(vocabulary),
             (sorted(counts), [counts[w] for w in sorted(counts)]),
         )
-        gone = sorted(word for word, n in counts.items() if n < 0)
-        if gone:
+        # A word whose count is now its batch's change had no row: it entered the
+        # vocabulary (a row never stays at 0 customers, see below).
+        entered = sorted(
+            row["word"] for row in cursor.fetchall() if row["customers"] == counts[row["word"]]
+        )
+        gone: list[str] = []
+        left = sorted(word for word, n in counts.items() if n < 0)
+        if left:
             cursor.execute(
-                sql.SQL("DELETE FROM {} WHERE word = ANY(%b::text[]) AND customers <= 0").format(
-                    vocabulary
-                ),
-                (gone,),
+                sql.SQL(
+                    "DELETE FROM {} WHERE word = ANY(%b::text[]) AND customers <= 0 RETURNING word"
+                ).format(vocabulary),
+                (left,),
             )
+            gone = sorted(row["word"] for row in cursor.fetchall())
+        deletions = sql.Identifier(schema, "search_word_deletions")
+        if gone:
+            # By their whole key: an erased customer's word leaves no deletion behind.
+            cursor.execute(
+                sql.SQL(
+                    "DELETE FROM {} d USING unnest(%b::text[], %b::text[]) AS r(deletion, word)"
+                    " WHERE (d.deletion, d.word) = (r.deletion, r.word)"
+                ).format(deletions),
+                _deletion_columns(gone),
+            )
+        if entered:
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (deletion, word) SELECT * FROM unnest(%b::text[], %b::text[])"
+                ).format(deletions),
+                _deletion_columns(entered),
+            )
+
+
+def _deletion_columns(words: list[str]) -> tuple[list[str], list[str]]:
+    pairs = [(deletion, word) for word in words for deletion in sorted(deletions_of(word))]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _columns(keys: list[Key]) -> tuple[list[str], list[datetime], list[UUID]]:

@@ -22,7 +22,6 @@ from domain.service import CustomerService
 from projections.search import (
     SESSION_SETTINGS,
     TRGM_SCHEMA_QUERY,
-    WORD_SIMILARITY_THRESHOLD,
     SearchCriteria,
     search_statement,
 )
@@ -48,7 +47,7 @@ def pages(stack: Stack, model: Any, q: str, limit: int) -> list[list[UUID]]:
             statement, params = search_statement(
                 model.schema, trgm["schema"], SearchCriteria(q=q), after=after, limit=limit + 1
             )
-            connection.execute(SESSION_SETTINGS, (str(WORD_SIMILARITY_THRESHOLD), "5000"))
+            connection.execute(SESSION_SETTINGS, ("5000",))
             rows = connection.execute(statement, params).fetchall()
             found.append([row["id"] for row in rows[:limit]])
             if len(rows) <= limit:
