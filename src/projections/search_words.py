@@ -8,8 +8,9 @@ looked for in: every word of `TYPO_MIN_LENGTH`+ letters with the number of custo
 have it, deleted when that number reaches zero, so an erased customer's words that nobody
 else has go with it. `search_word_deletions` is how a typo finds its words: each vocabulary
 word under itself and under each of its one-letter deletions (`deletions_of`); two words are
-one typo apart (a letter wrong, missing, added, or two letters swapped) when they share
-one of these, so a query word's few deletions, looked up by equality, are its candidates.
+one typo apart (a letter wrong, missing or added, two letters swapped or one moved) when
+they share one of these, so a query word's few deletions, looked up by equality, are its
+candidates.
 A word's deletions enter and leave with it, in the same transaction. All three are kept by
 the differences between a batch's rows before and after.
 """
