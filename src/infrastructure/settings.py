@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     business_type: BusinessType = "general"
     """What kind of business runs the service: `pet_care` shows the customer's pets and
     their vets (the pets routes exist, a customer's GET lists `pets`); the others do not."""
-    worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    """Where a worker process serves its own /metrics (relay ack latency...); unset: none."""
+    worker_metrics_port: Annotated[int, Field(ge=1, le=65534)] | None = None
+    """Where a worker process serves its own /metrics (relay ack latency...); unset: none.
+    `customers run`'s imports process serves its own on the next port."""
     stop_on_poison: bool = False
     """A read model that parks an event it cannot apply stops (True) or goes on (False)."""
     thread_pool_size: Annotated[int, Field(ge=1, le=64)] = 8

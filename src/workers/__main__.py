@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -74,15 +74,29 @@ class Child:
 
     name: str
     argv: Sequence[str]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Set for this process only, over the environment all of them share."""
 
 
-def children() -> list[Child]:
-    """The processes of the service, one line each, in start order."""
+def children(worker_metrics_port: int | None = None) -> list[Child]:
+    """The processes of the service, one line each, in start order.
+
+    Both worker processes serve /metrics when `worker_metrics_port` is set: the workers'
+    on it, the imports' on the next port (one port cannot be bound by two processes).
+    """
+    ports = (
+        ({}, {})
+        if worker_metrics_port is None
+        else (
+            {f"{ENV_PREFIX}WORKER_METRICS_PORT": str(worker_metrics_port)},
+            {f"{ENV_PREFIX}WORKER_METRICS_PORT": str(worker_metrics_port + 1)},
+        )
+    )
     return [
         Child("gateway", [sys.executable, "-m", "gateway"]),
-        Child("workers", [sys.executable, "-m", "workers", "worker", "all"]),
+        Child("workers", [sys.executable, "-m", "workers", "worker", "all"], ports[0]),
         # Its own process: an import's CPU must not slow the read models' followers.
-        Child("imports", [sys.executable, "-m", "workers", "worker", "import"]),
+        Child("imports", [sys.executable, "-m", "workers", "worker", "import"], ports[1]),
     ]
 
 
@@ -103,7 +117,7 @@ def run() -> None:
         )
         migrate_database(settings)
         _print_welcome(settings)
-        code = supervise(children(), child_environment(settings))
+        code = supervise(children(settings.worker_metrics_port), child_environment(settings))
     raise typer.Exit(code)
 
 
@@ -232,7 +246,9 @@ def supervise(processes: Sequence[Child], env: Mapping[str, str]) -> int:
                 break
             # A process group of its own: Ctrl-C reaches the children once, forwarded from
             # here, not also from the terminal, so a second signal cannot cut a clean stop.
-            started[child.name] = subprocess.Popen(child.argv, env=env, process_group=0)
+            started[child.name] = subprocess.Popen(
+                child.argv, env={**env, **child.environment}, process_group=0
+            )
             log.info("process started", process=child.name, pid=started[child.name].pid)
         code = 0
         while not stop.wait(0.2):
