@@ -11,6 +11,7 @@ handler author needs only the names below:
     json_response, command_headers, etag
     principal, requires, require_role, can_see_customer, Principal
     run_sync                           call the synchronous service off the event loop
+    Tab, tab_customer                  a customer's tab: its customer, If-Match, command, answer
     Problem                            raise any HTTP error as problem+json
 """
 
@@ -39,6 +40,7 @@ from gateway.requests import (
     read_json,
     require_if_match,
 )
+from gateway.tabs import Tab, tab_customer
 from gateway.threads import run_sync
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "FieldError",
     "Principal",
     "Problem",
+    "Tab",
     "can_see_customer",
     "command_headers",
     "create_app",
@@ -65,4 +68,5 @@ __all__ = [
     "require_role",
     "requires",
     "run_sync",
+    "tab_customer",
 ]

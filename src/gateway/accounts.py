@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from aiohttp import web
 
 from gateway.account_schemas import (
@@ -39,23 +38,19 @@ from gateway.account_schemas import (
     PackagesQuery,
     PackageUsedOut,
 )
-from gateway.auth import Role, requires
-from gateway.commands import answer, idempotency_of, service_of
-from gateway.keys import SETTINGS_KEY
-from gateway.listing import PageQuery, Statement, fetch_page, not_ready
+from gateway.auth import EVERYONE, STAFF, requires
+from gateway.commands import CHANGED_HEADERS, CREATED_HEADERS, answer
+from gateway.listing import PageQuery, Statement, fetch_page, fetch_row
 from gateway.operations import operation
-from gateway.reads import read_pool
 from gateway.requests import (
     json_response,
-    optional_if_match,
     parse_query,
-    path_uuid,
     read_json,
     require_if_match,
 )
 from gateway.schemas import CommandOut
-from gateway.scopes import customer_scope, require_visible_customer
-from gateway.threads import run_sync
+from gateway.scopes import customer_scope
+from gateway.tabs import Tab, tab_customer
 from projections.accounts import (
     CustomerCriteria,
     PackageCriteria,
@@ -65,15 +60,10 @@ from projections.accounts import (
     packages_statement,
     wallet_statement,
 )
-from projections.base import read_model_schema
 
 __all__ = ["add_routes"]
 
-STAFF: tuple[Role, ...] = ("admin", "staff", "service")
-EVERYONE: tuple[Role, ...] = (*STAFF, "customer")
 READ_MODEL = "accounts"
-CREATED = ("ETag", "X-Event-Position", "Location")
-CHANGED = ("ETag", "X-Event-Position")
 
 
 def add_routes(app: web.Application) -> None:
@@ -100,25 +90,15 @@ def add_routes(app: web.Application) -> None:
     request=LoyaltyEntryIn,
     responses={201: LoyaltyRecordedOut},
     if_match="optional",
-    response_headers=CREATED,
+    response_headers=CREATED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
 async def record_points(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
-    expected = optional_if_match(request)
+    tab = Tab.of(request, if_match="optional")
     body = await read_json(request, LoyaltyEntryIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).record_loyalty_points,
-        customer_id,
-        body.points,
-        body.reason,
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    location = f"/v1/customers/{customer_id}/loyalty"
-    return answer(receipt, LoyaltyRecordedOut, status=201, location=location)
+    receipt = await tab.run("record_loyalty_points", body.points, body.reason)
+    return tab.created(receipt, "loyalty", LoyaltyRecordedOut)
 
 
 @operation(
@@ -130,10 +110,10 @@ async def record_points(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def loyalty_tab(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    customer_id = tab_customer(request)
     query = parse_query(request, PageQuery)
     rows, next_cursor = await _page(request, entries_statement, "recorded_at", customer_id, query)
-    head = await _one(request, balance_statement, customer_id)
+    head = await fetch_row(request, READ_MODEL, balance_statement, customer_id)
     return json_response(
         LoyaltyPage(
             balance=head["balance"] if head else 0,
@@ -155,24 +135,15 @@ async def loyalty_tab(request: web.Request) -> web.Response:
     request=CardIn,
     responses={201: CardAddedOut},
     if_match="optional",
-    response_headers=CREATED,
+    response_headers=CREATED_HEADERS,
     errors=(409,),
 )
 @requires(*EVERYONE)
 async def add_card(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
-    expected = optional_if_match(request)
+    tab = Tab.of(request, if_match="optional")
     body = await read_json(request, CardIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).add_card,
-        customer_id,
-        **body.model_dump(),
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    location = f"/v1/customers/{customer_id}/cards/{receipt.result['card_id']}"
-    return answer(receipt, CardAddedOut, status=201, location=location)
+    receipt = await tab.run("add_card", **body.model_dump())
+    return tab.created(receipt, f"cards/{receipt.result['card_id']}", CardAddedOut)
 
 
 @operation(
@@ -181,20 +152,12 @@ async def add_card(request: web.Request) -> web.Response:
     description="If-Match is the wallet's version (`version` of the cards tab).",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=CHANGED,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*EVERYONE)
 async def remove_card(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
-    card_id = path_uuid(request, "card_id")
-    receipt = await run_sync(
-        request,
-        service_of(request).remove_card,
-        customer_id,
-        card_id,
-        expected_version=require_if_match(request),
-    )
-    return answer(receipt)
+    tab = Tab.of(request, part="card_id", if_match="required")
+    return answer(await tab.run("remove_card", idempotent=False))
 
 
 @operation(
@@ -206,10 +169,10 @@ async def remove_card(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def cards_tab(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    customer_id = tab_customer(request)
     query = parse_query(request, PageQuery)
     rows, next_cursor = await _page(request, cards_statement, "added_at", customer_id, query)
-    wallet = await _one(request, wallet_statement, customer_id)
+    wallet = await fetch_row(request, READ_MODEL, wallet_statement, customer_id)
     hide_tokens = customer_scope(request) is not None
     items = [CardOut.model_validate({**row, "token": None} if hide_tokens else row) for row in rows]
     page = CardPage(
@@ -226,26 +189,22 @@ async def cards_tab(request: web.Request) -> web.Response:
     tag="customer accounts",
     request=PackageIn,
     responses={201: CommandOut},
-    response_headers=CREATED,
+    response_headers=CREATED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
 async def buy_package(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
+    tab = Tab.of(request)
     body = await read_json(request, PackageIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).buy_package,
-        customer_id,
+    receipt = await tab.run(
+        "buy_package",
         name=body.name,
         sessions=body.sessions,
         service_id=body.service_id,
         expires_at=body.expires_at,
         price=body.price,
-        idempotency=await idempotency_of(request),
     )
-    location = f"/v1/customers/{customer_id}/packages/{receipt.aggregate_id}"
-    return answer(receipt, status=201, location=location)
+    return tab.created(receipt, f"packages/{receipt.aggregate_id}")
 
 
 @operation(
@@ -257,20 +216,13 @@ async def buy_package(request: web.Request) -> web.Response:
     " one success and one 409.",
     responses={200: PackageUsedOut},
     if_match="optional",
-    response_headers=CHANGED,
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
 async def use_package(request: web.Request) -> web.Response:
-    receipt = await run_sync(
-        request,
-        service_of(request).use_package_session,
-        path_uuid(request),
-        path_uuid(request, "package_id"),
-        expected_version=optional_if_match(request),
-        idempotency=await idempotency_of(request),
-    )
-    return answer(receipt, PackageUsedOut)
+    tab = Tab.of(request, part="package_id", if_match="optional")
+    return answer(await tab.run("use_package_session"), PackageUsedOut)
 
 
 @operation(
@@ -278,21 +230,14 @@ async def use_package(request: web.Request) -> web.Response:
     tag="customer accounts",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=CHANGED,
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
 async def deactivate_package(request: web.Request) -> web.Response:
-    expected = require_if_match(request)
-    receipt = await run_sync(
-        request,
-        service_of(request).deactivate_package,
-        path_uuid(request),
-        path_uuid(request, "package_id"),
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    return answer(receipt)
+    require_if_match(request)  # before the ids: a missing If-Match answers 428 first here
+    tab = Tab.of(request, part="package_id", if_match="required")
+    return answer(await tab.run("deactivate_package"))
 
 
 @operation(
@@ -304,7 +249,7 @@ async def deactivate_package(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def packages_tab(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    customer_id = tab_customer(request)
     query = parse_query(request, PackagesQuery)
     criteria = PackageCriteria(customer_id, tuple(query.status or ()))
     rows, next_cursor = await fetch_page(
@@ -323,14 +268,3 @@ async def _page(
     return await fetch_page(
         request, READ_MODEL, statement, CustomerCriteria(customer_id), query, key_column=key
     )
-
-
-async def _one(request: web.Request, statement: Any, customer_id: UUID) -> dict[str, Any] | None:
-    schema = read_model_schema(request.app[SETTINGS_KEY].db_schema, READ_MODEL)
-    select, params = statement(schema, customer_id)
-    try:
-        async with read_pool(request).connection() as connection:
-            row: dict[str, Any] | None = await (await connection.execute(select, params)).fetchone()
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        raise not_ready(READ_MODEL) from None
-    return row

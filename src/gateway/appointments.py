@@ -29,9 +29,9 @@ from gateway.appointment_schemas import (
     RescheduleIn,
     appointment_out,
 )
-from gateway.auth import Role, requires
+from gateway.auth import EVERYONE, STAFF, requires
 from gateway.calendars import CONTENT_TYPE, CalendarEntry, render_calendar
-from gateway.commands import answer, idempotency_of, service_of
+from gateway.commands import CHANGED_HEADERS, CREATED_HEADERS, answer, idempotency_of, service_of
 from gateway.keys import SETTINGS_KEY
 from gateway.listing import PageQuery, fetch_page
 from gateway.operations import Body, operation
@@ -39,14 +39,12 @@ from gateway.reads import ReadQuery
 from gateway.requests import json_response, parse_query, path_uuid, read_json, require_if_match
 from gateway.schemas import CommandOut
 from gateway.scopes import customer_scope, listed_customer, require_visible_customer
+from gateway.tabs import tab_customer
 from gateway.threads import run_sync
 from projections.appointments import AppointmentCriteria, appointments_statement
 
 __all__ = ["add_routes"]
 
-STAFF: tuple[Role, ...] = ("admin", "staff", "service")
-EVERYONE: tuple[Role, ...] = (*STAFF, "customer")
-COMMAND_HEADERS = ("ETag", "X-Event-Position")
 FEED_PAST = timedelta(days=31)
 FEED_FUTURE = timedelta(days=366)
 FEED_LIMIT = 200
@@ -82,7 +80,7 @@ def add_routes(app: web.Application) -> None:
     "A customer token books only for its own customer.",
     request=AppointmentIn,
     responses={201: BookedOut},
-    response_headers=("ETag", "X-Event-Position", "Location"),
+    response_headers=CREATED_HEADERS,
     errors=(409,),
 )
 @requires(*EVERYONE)
@@ -112,7 +110,7 @@ async def book(request: web.Request) -> web.Response:
     request=Body(model=ConfirmIn, required=False),
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
@@ -138,7 +136,7 @@ async def confirm(request: web.Request) -> web.Response:
     request=RescheduleIn,
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*EVERYONE)
@@ -165,7 +163,7 @@ async def reschedule(request: web.Request) -> web.Response:
     request=CancelIn,
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*EVERYONE)
@@ -190,7 +188,7 @@ async def cancel(request: web.Request) -> web.Response:
     tag="appointments",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
@@ -204,7 +202,7 @@ async def complete(request: web.Request) -> web.Response:
     description="Only once the appointment has started.",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
@@ -268,7 +266,7 @@ async def list_appointments(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def customer_appointments(request: web.Request) -> web.Response:
-    path_customer = require_visible_customer(request, path_uuid(request))
+    path_customer = tab_customer(request)
     query = parse_query(request, AppointmentsQuery)
     customer_id = listed_customer(request, query.customer_id, path_customer)
     return await _page(request, query, customer_id)

@@ -32,7 +32,9 @@ from infrastructure.tokens import ALGORITHM, Role, issue_token, signing_key
 __all__ = [
     "ALGORITHMS",
     "CLOCK_SKEW",
+    "EVERYONE",
     "OPEN_ROUTES",
+    "STAFF",
     "Principal",
     "Role",
     "TokenVerifier",
@@ -45,6 +47,11 @@ __all__ = [
     "requires",
     "roles_of",
 ]
+
+STAFF: tuple[Role, ...] = ("admin", "staff", "service")
+"""The business's roles: they act on any customer's records."""
+EVERYONE: tuple[Role, ...] = (*STAFF, "customer")
+"""With a customer token too, which reaches only its own customer's records."""
 
 H = TypeVar("H", bound=Callable[[web.Request], Any])
 

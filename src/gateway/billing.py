@@ -21,7 +21,7 @@ from aiohttp import web
 
 from domain.invoices import Invoice
 from domain.timezones import DEFAULT_TIME_ZONE
-from gateway.auth import Role, requires
+from gateway.auth import EVERYONE, Role, requires
 from gateway.billing_schemas import (
     CreditUseIn,
     CreditUseOut,
@@ -37,20 +37,18 @@ from gateway.billing_schemas import (
     PriceExceptionPage,
     PriceExceptionsQuery,
 )
-from gateway.commands import answer, idempotency_of, service_of
+from gateway.commands import CHANGED_HEADERS, CREATED_HEADERS, answer
 from gateway.keys import SETTINGS_KEY
 from gateway.listing import fetch_page
 from gateway.operations import operation
 from gateway.requests import (
+    etag,
     json_response,
     optional_if_match,
     parse_query,
-    path_uuid,
     read_json,
-    require_if_match,
 )
-from gateway.scopes import require_visible_customer
-from gateway.threads import run_sync
+from gateway.tabs import Tab, tab_customer
 from projections.billing_queries import (
     BillingCriteria,
     invoices_statement,
@@ -63,9 +61,7 @@ __all__ = ["add_routes"]
 BILLING: tuple[Role, ...] = ("admin", "service")
 """Who records billing's records."""
 CREDIT: tuple[Role, ...] = ("admin", "staff", "service")
-EVERYONE: tuple[Role, ...] = ("admin", "staff", "service", "customer")
 REPORT: tuple[Role, ...] = ("admin", "staff")
-CREATED_HEADERS = ("ETag", "X-Event-Position", "Location")
 
 
 def add_routes(app: web.Application) -> None:
@@ -95,21 +91,17 @@ def add_routes(app: web.Application) -> None:
 )
 @requires(*BILLING)
 async def record_invoice(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
+    tab = Tab.of(request)
     body = await read_json(request, InvoiceIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).record_invoice,
-        customer_id,
+    receipt = await tab.run(
+        "record_invoice",
         body.number,
         body.currency,
         [line.model_dump(exclude_none=True) for line in body.lines],
         body.issued_at,
         body.due_at,
-        idempotency=await idempotency_of(request),
     )
-    location = f"/v1/customers/{customer_id}/invoices/{receipt.aggregate_id}"
-    return answer(receipt, InvoiceRecordedOut, status=201, location=location)
+    return tab.created(receipt, f"invoices/{receipt.aggregate_id}", InvoiceRecordedOut)
 
 
 @operation(
@@ -126,13 +118,11 @@ async def record_invoice(request: web.Request) -> web.Response:
 )
 @requires(*BILLING)
 async def record_payment(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
-    expected = optional_if_match(request)
+    tab = Tab.of(request)
+    expected = optional_if_match(request)  # the invoice's version, not the customer's
     body = await read_json(request, PaymentIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).record_payment,
-        customer_id,
+    receipt = await tab.run(
+        "record_payment",
         body.number,
         kind=body.kind,
         amount=body.amount,
@@ -142,7 +132,6 @@ async def record_payment(request: web.Request) -> web.Response:
         reference=body.reference,
         invoice_number=body.invoice_number,
         expected_invoice_version=expected,
-        idempotency=await idempotency_of(request),
     )
     return answer(receipt, PaymentRecordedOut, status=201)
 
@@ -152,22 +141,13 @@ async def record_payment(request: web.Request) -> web.Response:
     tag="billing",
     responses={200: InvoiceRecordedOut},
     if_match="required",
-    response_headers=("ETag", "X-Event-Position"),
+    response_headers=CHANGED_HEADERS,
     errors=(404, 409),
 )
 @requires(*BILLING)
 async def void_invoice(request: web.Request) -> web.Response:
-    customer_id, invoice_id = path_uuid(request), path_uuid(request, "invoice_id")
-    expected = require_if_match(request)
-    receipt = await run_sync(
-        request,
-        service_of(request).void_invoice,
-        customer_id,
-        invoice_id,
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    return answer(receipt, InvoiceRecordedOut)
+    tab = Tab.of(request, part="invoice_id", if_match="required")
+    return answer(await tab.run("void_invoice"), InvoiceRecordedOut)
 
 
 @operation(
@@ -178,23 +158,14 @@ async def void_invoice(request: web.Request) -> web.Response:
     request=CreditUseIn,
     responses={201: CreditUseOut},
     if_match="optional",
-    response_headers=("ETag", "X-Event-Position"),
+    response_headers=CHANGED_HEADERS,
     errors=(404, 409),
 )
 @requires(*CREDIT)
 async def apply_credit(request: web.Request) -> web.Response:
-    customer_id, invoice_id = path_uuid(request), path_uuid(request, "invoice_id")
-    expected = optional_if_match(request)
+    tab = Tab.of(request, part="invoice_id", if_match="optional")
     body = await read_json(request, CreditUseIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).apply_credit_to_invoice,
-        customer_id,
-        invoice_id,
-        body.amount,
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
+    receipt = await tab.run("apply_credit_to_invoice", body.amount)
     return answer(receipt, CreditUseOut, status=201)
 
 
@@ -209,11 +180,8 @@ async def apply_credit(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def get_invoice(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
-    invoice = await run_sync(
-        request, service_of(request).get_invoice, customer_id, path_uuid(request, "invoice_id")
-    )
-    return json_response(_invoice_out(invoice), headers={"ETag": f'"{invoice.version}"'})
+    invoice = await Tab.of(request, part="invoice_id").get("get_invoice")
+    return json_response(_invoice_out(invoice), headers={"ETag": etag(invoice.version)})
 
 
 @operation(
@@ -225,7 +193,7 @@ async def get_invoice(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def list_invoices(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    customer_id = tab_customer(request)
     query = parse_query(request, InvoicesQuery)
     criteria = BillingCriteria(customer_id=customer_id, statuses=tuple(query.status or ()))
     rows, cursor = await fetch_page(
@@ -245,7 +213,7 @@ async def list_invoices(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def list_payments(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    customer_id = tab_customer(request)
     query = parse_query(request, PaymentsQuery)
     rows, cursor = await fetch_page(
         request,

@@ -18,7 +18,12 @@ from gateway.keys import SERVICE_KEY
 from gateway.requests import command_headers, idempotency_key, json_response, read_body
 from gateway.schemas import CommandOut
 
-__all__ = ["answer", "idempotency_of", "service_of"]
+__all__ = ["CHANGED_HEADERS", "CREATED_HEADERS", "answer", "idempotency_of", "service_of"]
+
+CHANGED_HEADERS = ("ETag", "X-Event-Position")
+"""The headers of a command's answer: its operation's `response_headers`."""
+CREATED_HEADERS = (*CHANGED_HEADERS, "Location")
+"""The headers of the answer of a command that created something."""
 
 
 def service_of(request: web.Request) -> CustomerService:

@@ -14,26 +14,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-import psycopg
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 from domain.chat import MAX_MESSAGE_LENGTH
-from gateway.auth import Role, principal, requires
-from gateway.commands import answer, idempotency_of, service_of
-from gateway.keys import SETTINGS_KEY
-from gateway.listing import PageQuery, fetch_page, not_ready
+from gateway.auth import EVERYONE, STAFF, principal, requires
+from gateway.commands import CREATED_HEADERS
+from gateway.listing import PageQuery, fetch_page, fetch_row
 from gateway.operations import operation
-from gateway.reads import read_pool
-from gateway.requests import json_response, optional_if_match, parse_query, path_uuid, read_json
+from gateway.requests import json_response, parse_query, read_json
 from gateway.schemas import CommandOut, StaffId
-from gateway.scopes import customer_scope, require_visible_customer
+from gateway.scopes import customer_scope
+from gateway.tabs import Tab, tab_customer
 from gateway.text import RequestModel
-from gateway.threads import run_sync
-from projections.base import read_model_schema
 from projections.conversations import (
     ConversationCriteria,
     interactions_statement,
@@ -44,11 +40,8 @@ from projections.conversations import (
 
 __all__ = ["add_routes"]
 
-STAFF: tuple[Role, ...] = ("admin", "staff", "service")
-EVERYONE: tuple[Role, ...] = (*STAFF, "customer")
 READ_MODEL = "conversations"
 Kind = Literal["call", "visit", "email", "sms", "other"]
-CREATED_HEADERS = ("ETag", "X-Event-Position", "Location")
 
 
 def add_routes(app: web.Application) -> None:
@@ -165,23 +158,17 @@ class ConversationQuery(PageQuery):
 )
 @requires(*STAFF)
 async def log_interaction(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
-    expected = optional_if_match(request)
+    tab = Tab.of(request, if_match="optional")
     body = await read_json(request, InteractionIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).log_interaction,
-        customer_id,
+    receipt = await tab.run(
+        "log_interaction",
         kind=body.kind,
         direction=body.direction,
         summary=body.summary,
         at=body.at,
         staff_id=body.staff_id or principal(request).sub,
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
     )
-    location = f"/v1/customers/{customer_id}/interactions?min_position={receipt.position}"
-    return answer(receipt, status=201, location=location)
+    return tab.created(receipt, f"interactions?min_position={receipt.position}")
 
 
 @operation(
@@ -193,7 +180,7 @@ async def log_interaction(request: web.Request) -> web.Response:
 )
 @requires(*STAFF)
 async def list_interactions(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
+    customer_id = tab_customer(request)
     query = parse_query(request, InteractionsQuery)
     criteria = ConversationCriteria(customer_id, tuple(query.kind or ()))
     rows, next_cursor = await fetch_page(
@@ -216,20 +203,11 @@ async def list_interactions(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def post_message(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
-    expected = optional_if_match(request)
+    tab = Tab.of(request, if_match="optional")
     body = await read_json(request, MessageIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).post_message,
-        customer_id,
-        body.text,
-        sender="staff" if customer_scope(request) is None else "customer",
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    location = f"/v1/customers/{customer_id}/messages?min_position={receipt.position}"
-    return answer(receipt, status=201, location=location)
+    sender = "staff" if customer_scope(request) is None else "customer"
+    receipt = await tab.run("post_message", body.text, sender=sender)
+    return tab.created(receipt, f"messages?min_position={receipt.position}")
 
 
 @operation(
@@ -241,7 +219,7 @@ async def post_message(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def list_messages(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    customer_id = tab_customer(request)
     query = parse_query(request, ConversationQuery)
     rows, next_cursor = await fetch_page(
         request,
@@ -268,21 +246,10 @@ async def list_messages(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def give_satisfaction(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
-    expected = optional_if_match(request)
+    tab = Tab.of(request, if_match="optional")
     body = await read_json(request, SatisfactionIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).give_satisfaction,
-        customer_id,
-        body.score,
-        body.comment,
-        ticket_id=body.ticket_id,
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    location = f"/v1/customers/{customer_id}/satisfaction?min_position={receipt.position}"
-    return answer(receipt, status=201, location=location)
+    receipt = await tab.run("give_satisfaction", body.score, body.comment, ticket_id=body.ticket_id)
+    return tab.created(receipt, f"satisfaction?min_position={receipt.position}")
 
 
 @operation(
@@ -294,7 +261,7 @@ async def give_satisfaction(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def list_satisfaction(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    customer_id = tab_customer(request)
     query = parse_query(request, ConversationQuery)
     rows, next_cursor = await fetch_page(
         request,
@@ -304,7 +271,8 @@ async def list_satisfaction(request: web.Request) -> web.Response:
         query,
         key_column="given_at",
     )
-    summary = await _summary(request, customer_id)
+    summary = await fetch_row(request, READ_MODEL, satisfaction_summary, customer_id)
+    assert summary is not None  # an aggregate query always answers one row
     return json_response(
         SatisfactionPage(
             items=[ScoreOut(**row) for row in rows],
@@ -313,17 +281,3 @@ async def list_satisfaction(request: web.Request) -> web.Response:
             average=summary["average"],
         )
     )
-
-
-async def _summary(request: web.Request, customer_id: UUID) -> dict[str, Any]:
-    schema = read_model_schema(request.app[SETTINGS_KEY].db_schema, READ_MODEL)
-    statement, params = satisfaction_summary(schema, customer_id)
-    try:
-        async with read_pool(request).connection() as connection:
-            row: dict[str, Any] | None = await (
-                await connection.execute(statement, params)
-            ).fetchone()
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        raise not_ready(READ_MODEL) from None
-    assert row is not None  # an aggregate query always answers one row
-    return row

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from uuid import UUID
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from domain.errors import NotFoundError
 from domain.service import Receipt
 from gateway import pets
-from gateway.auth import Role, can_see_customer, principal, requires
-from gateway.commands import answer, idempotency_of, service_of
+from gateway.auth import STAFF, requires
+from gateway.commands import CHANGED_HEADERS, CREATED_HEADERS, answer, idempotency_of, service_of
 from gateway.merge import MergedAwayOut, merged_away
 from gateway.operations import operation
 from gateway.pets import CustomerWithPetsOut
@@ -51,14 +49,11 @@ from gateway.schemas import (
     SystemPatch,
 )
 from gateway.scopes import self_service
+from gateway.tabs import Tab, tab_customer
 from gateway.threads import run_sync
 from infrastructure.eventstore import event_positions
 
 __all__ = ["add_routes"]
-
-STAFF: tuple[Role, ...] = ("admin", "staff", "service")
-COMMAND_HEADERS = ("ETag", "X-Event-Position")
-CREATED_HEADERS = ("ETag", "X-Event-Position", "Location")
 
 
 def add_routes(app: web.Application) -> None:
@@ -127,7 +122,7 @@ class CustomerQuery(BaseModel):
     response_headers=("ETag", "Location"),
 )
 async def get_customer(request: web.Request) -> web.Response:
-    customer_id = _visible_customer_id(request)
+    customer_id = tab_customer(request)
     query = parse_query(request, CustomerQuery)
     service = service_of(request)
     past = query.version is not None or query.as_of is not None
@@ -156,11 +151,11 @@ async def get_customer(request: web.Request) -> web.Response:
     request=CustomerPatch,
     responses={200: CustomerOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF, "customer")
 async def patch_customer(request: web.Request) -> web.Response:
-    customer_id = _visible_customer_id(request)
+    customer_id = tab_customer(request)
     expected = require_if_match(request)
     patch = await read_json(request, CustomerPatch)
     changes = patch.model_dump(exclude_unset=True)
@@ -186,18 +181,12 @@ async def patch_customer(request: web.Request) -> web.Response:
     tag="customers",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def delete_customer(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
-    receipt = await run_sync(
-        request,
-        service_of(request).delete_customer,
-        customer_id,
-        expected_version=require_if_match(request),
-    )
-    return answer(receipt)
+    tab = Tab.of(request, if_match="required")
+    return answer(await tab.run("delete_customer", idempotent=False))
 
 
 @operation(
@@ -205,7 +194,7 @@ async def delete_customer(request: web.Request) -> web.Response:
     tag="customers",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def restore_customer(request: web.Request) -> web.Response:
@@ -218,22 +207,13 @@ async def restore_customer(request: web.Request) -> web.Response:
     request=BlockIn,
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def block_customer(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
-    expected = require_if_match(request)
+    tab = Tab.of(request, if_match="required")
     body = await read_json(request, BlockIn, allow_empty=True)
-    receipt = await run_sync(
-        request,
-        service_of(request).block_customer,
-        customer_id,
-        body.reason,
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    return answer(receipt)
+    return answer(await tab.run("block_customer", body.reason))
 
 
 @operation(
@@ -241,7 +221,7 @@ async def block_customer(request: web.Request) -> web.Response:
     tag="customers",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def unblock_customer(request: web.Request) -> web.Response:
@@ -361,22 +341,14 @@ async def add_credit(request: web.Request) -> web.Response:
     request=SystemPatch,
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def change_system(request: web.Request) -> web.Response:
-    customer_id, system_id = path_uuid(request), path_uuid(request, "part_id")
-    expected = require_if_match(request)
+    tab = Tab.of(request, part="part_id", if_match="required")
     body = await read_json(request, SystemPatch)
-    receipt = await run_sync(
-        request,
-        service_of(request).change_system,
-        customer_id,
-        system_id,
-        body.model_dump(exclude_unset=True),
-        expected_version=expected,
-    )
-    return answer(receipt)
+    changes = body.model_dump(exclude_unset=True)
+    return answer(await tab.run("change_system", changes, idempotent=False))
 
 
 @operation(
@@ -384,7 +356,7 @@ async def change_system(request: web.Request) -> web.Response:
     tag="customer parts",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def remove_note(request: web.Request) -> web.Response:
@@ -396,7 +368,7 @@ async def remove_note(request: web.Request) -> web.Response:
     tag="customer parts",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def remove_contact(request: web.Request) -> web.Response:
@@ -408,7 +380,7 @@ async def remove_contact(request: web.Request) -> web.Response:
     tag="customer parts",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def remove_address(request: web.Request) -> web.Response:
@@ -420,7 +392,7 @@ async def remove_address(request: web.Request) -> web.Response:
     tag="customer parts",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def remove_system(request: web.Request) -> web.Response:
@@ -433,19 +405,18 @@ async def remove_system(request: web.Request) -> web.Response:
     request=KeyCustodyIn,
     responses={200: CommandOut},
     if_match="optional",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def hand_keys(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
+    tab = Tab.of(request)
     body = await read_json(request, KeyCustodyIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).hand_keys_to,
-        customer_id,
+    receipt = await tab.run(
+        "hand_keys_to",
         body.holder_staff_id,
         body.location,
-        expected_version=optional_if_match(request),
+        expected_version=optional_if_match(request),  # after the body, as it always was
+        idempotent=False,
     )
     return answer(receipt)
 
@@ -456,22 +427,21 @@ async def hand_keys(request: web.Request) -> web.Response:
     request=PriceIn,
     responses={200: CommandOut},
     if_match="optional",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def set_price(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
+    tab = Tab.of(request)
     service_id = request.match_info["service_id"]
     if not 1 <= len(service_id) <= 100:
         raise Problem(404, "No such service id.")
     body = await read_json(request, PriceIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).set_custom_price,
-        customer_id,
+    receipt = await tab.run(
+        "set_custom_price",
         service_id,
         body.price,
-        expected_version=optional_if_match(request),
+        expected_version=optional_if_match(request),  # after the body, as it always was
+        idempotent=False,
     )
     return answer(receipt)
 
@@ -479,52 +449,22 @@ async def set_price(request: web.Request) -> web.Response:
 # ---- helpers -----------------------------------------------------------------------------------
 
 
-def _visible_customer_id(request: web.Request) -> UUID:
-    customer_id = path_uuid(request)
-    if not can_see_customer(principal(request), customer_id):
-        raise NotFoundError("customer", customer_id)
-    return customer_id
-
-
 async def _transition(request: web.Request, command: str) -> web.Response:
-    customer_id = path_uuid(request)
-    expected = require_if_match(request)
-    receipt = await run_sync(
-        request,
-        getattr(service_of(request), command),
-        customer_id,
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    return answer(receipt)
+    return answer(await Tab.of(request, if_match="required").run(command))
 
 
 async def _add_part(
     request: web.Request, collection: str, id_name: str, command: str, *args: Any
 ) -> web.Response:
-    customer_id = path_uuid(request)
-    receipt = await run_sync(
-        request,
-        getattr(service_of(request), command),
-        customer_id,
-        *args,
-        expected_version=optional_if_match(request),
-        idempotency=await idempotency_of(request),
-    )
-    location = f"/v1/customers/{customer_id}/{collection}/{receipt.result[id_name]}"
-    return answer(receipt, status=201, location=location)
+    # The body was read first: a part's invalid body answers 422 before its If-Match is read.
+    tab = Tab.of(request, if_match="optional")
+    receipt = await tab.run(command, *args)
+    return tab.created(receipt, f"{collection}/{receipt.result[id_name]}")
 
 
 async def _remove_part(request: web.Request, command: str) -> web.Response:
-    customer_id, part_id = path_uuid(request), path_uuid(request, "part_id")
-    receipt = await run_sync(
-        request,
-        getattr(service_of(request), command),
-        customer_id,
-        part_id,
-        expected_version=require_if_match(request),
-    )
-    return answer(receipt)
+    tab = Tab.of(request, part="part_id", if_match="required")
+    return answer(await tab.run(command, idempotent=False))
 
 
 def _encode_cursor(version: int) -> str:

@@ -25,8 +25,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from domain.file_commands import file_id_for
-from gateway.auth import Role, principal, requires
-from gateway.commands import answer, idempotency_of, service_of
+from gateway.auth import STAFF, principal, requires
+from gateway.commands import CHANGED_HEADERS, CREATED_HEADERS, answer, idempotency_of, service_of
 from gateway.file_types import sniff, stored_type
 from gateway.file_uploads import invalid, receive_upload
 from gateway.keys import SERVICE_KEY, SETTINGS_KEY
@@ -37,25 +37,21 @@ from gateway.reads import read_pool
 from gateway.requests import (
     idempotency_key,
     json_response,
-    optional_if_match,
     parse_query,
-    path_uuid,
-    require_if_match,
 )
 from gateway.schemas import CommandOut
+from gateway.tabs import Tab, tab_customer
 from gateway.threads import run_sync
 from infrastructure.file_contents import FileContents, chunk_statement, content_statement
 from projections.files import files_statement
 
 __all__ = ["DEFAULT_MAX_FILE_BYTES", "add_routes"]
 
-STAFF: tuple[Role, ...] = ("admin", "staff", "service")
 DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024
 _SPOOL_BYTES = 1 << 20
 """Uploads up to this size stay in memory; larger ones go to a temporary file."""
 _WRITE_BYTES = 1 << 16
 """A download's writes: a 1 MB chunk goes out in slices, each awaited."""
-COMMAND_HEADERS = ("ETag", "X-Event-Position")
 
 
 def add_routes(app: web.Application) -> None:
@@ -135,13 +131,13 @@ any POST, fingerprinted by the file's SHA-256, name and declared type.
     ),
     responses={201: FileUploadedOut},
     if_match="optional",
-    response_headers=(*COMMAND_HEADERS, "Location"),
+    response_headers=CREATED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
 async def upload_file(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
-    expected = optional_if_match(request)
+    tab = Tab.of(request, if_match="optional")
+    customer_id, expected = tab.customer_id, tab.expected
     idempotency_key(request)  # a malformed key is refused before 25 MB are read
     service = service_of(request)
     # Before reading the body: 25 MB for an unknown or erased customer is not read at all.
@@ -178,8 +174,7 @@ async def upload_file(request: web.Request) -> web.Response:
         expected_version=expected,
         idempotency=idempotency,
     )
-    location = f"/v1/customers/{customer_id}/files/{receipt.aggregate_id}"
-    return answer(receipt, FileUploadedOut, status=201, location=location)
+    return tab.created(receipt, f"files/{receipt.aggregate_id}", FileUploadedOut)
 
 
 @operation(
@@ -191,7 +186,7 @@ async def upload_file(request: web.Request) -> web.Response:
 )
 @requires(*STAFF)
 async def list_files(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
+    customer_id = tab_customer(request)
     query = parse_query(request, FilesQuery)
     rows, next_cursor = await fetch_page(
         request, "files", files_statement, customer_id, query, key_column="uploaded_at"
@@ -215,8 +210,9 @@ async def list_files(request: web.Request) -> web.Response:
 )
 @requires(*STAFF)
 async def download_file(request: web.Request) -> web.StreamResponse:
-    customer_id, file_id = path_uuid(request), path_uuid(request, "file_id")
-    file = await run_sync(request, service_of(request).get_file, customer_id, file_id)
+    tab = Tab.of(request, part="file_id")
+    _, file_id = tab.ids
+    file = await tab.get("get_file")
     tag = f'"{file.sha256}"'
     headers = {
         "ETag": tag,
@@ -264,20 +260,14 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     description="Soft: the file is hidden and its content goes once no live file uses it.",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=COMMAND_HEADERS,
+    response_headers=CHANGED_HEADERS,
 )
 @requires(*STAFF)
 async def delete_file(request: web.Request) -> web.Response:
-    customer_id, file_id = path_uuid(request), path_uuid(request, "file_id")
-    expected = require_if_match(request)
-    receipt = await run_sync(
-        request,
-        service_of(request).delete_file,
-        customer_id,
-        file_id,
-        expected_version=expected,
-    )
+    tab = Tab.of(request, part="file_id", if_match="required")
+    receipt = await tab.run("delete_file", idempotent=False)
     # After the event: a crash in between leaves a reference that the sweep collects.
+    _, file_id = tab.ids
     await run_sync(request, file_contents(request.app).release, [file_id])
     return answer(receipt)
 

@@ -1,4 +1,4 @@
-"""Keyset pages of the appointments and tickets read models: the query, cursors, the fetch.
+"""Keyset pages of the read models: the query, cursors, the fetch (and a query's one row).
 
 A page asks for one row more than its limit: if that row comes, the page's last key
 becomes the opaque `next_cursor`. Cursors carry only the sort key (a time and an id); a
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -26,7 +27,7 @@ from gateway.problems import RETRY_AFTER_SECONDS, FieldError, Problem
 from gateway.reads import ReadQuery, read_pool, wait_for_position
 from projections.base import read_model_schema
 
-__all__ = ["MAX_LIMIT", "PageQuery", "Statement", "fetch_page", "not_ready"]
+__all__ = ["MAX_LIMIT", "PageQuery", "Statement", "fetch_page", "fetch_row", "not_ready"]
 
 MAX_LIMIT = 200
 _KEY = TypeAdapter(tuple[datetime, UUID])
@@ -58,14 +59,22 @@ async def fetch_page(
     await wait_for_position(request, read_model, query)
     schema = read_model_schema(request.app[SETTINGS_KEY].db_schema, read_model)
     select, params = statement(schema, criteria, after=after, limit=query.limit + 1)
-    try:
-        async with read_pool(request).connection() as connection:
-            rows: list[dict[str, Any]] = await (await connection.execute(select, params)).fetchall()
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        raise not_ready(read_model) from None
+    async with _reading(read_model), read_pool(request).connection() as connection:
+        rows: list[dict[str, Any]] = await (await connection.execute(select, params)).fetchall()
     page = rows[: query.limit]
     more = len(rows) > query.limit
     return page, _write_cursor(page[-1][key_column], page[-1]["id"]) if more else None
+
+
+async def fetch_row(
+    request: web.Request, read_model: str, statement: Callable[..., Any], *args: Any
+) -> dict[str, Any] | None:
+    """The one row (or None) of `statement(schema, *args)`, such as a tab's balance."""
+    schema = read_model_schema(request.app[SETTINGS_KEY].db_schema, read_model)
+    select, params = statement(schema, *args)
+    async with _reading(read_model), read_pool(request).connection() as connection:
+        row: dict[str, Any] | None = await (await connection.execute(select, params)).fetchone()
+    return row
 
 
 def not_ready(read_model: str) -> Problem:
@@ -74,6 +83,15 @@ def not_ready(read_model: str) -> Problem:
         f"The {read_model} view is not built yet; a projection worker creates it.",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+@contextlib.asynccontextmanager
+async def _reading(read_model: str) -> AsyncIterator[None]:
+    """503 while the read model's tables are not there yet."""
+    try:
+        yield
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        raise not_ready(read_model) from None
 
 
 def _write_cursor(at: datetime, row_id: UUID) -> str:

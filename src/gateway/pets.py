@@ -17,29 +17,24 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from domain.pets import Pet
-from gateway.auth import Role, requires
-from gateway.commands import answer, idempotency_of, service_of
+from gateway.auth import EVERYONE, STAFF, requires
+from gateway.commands import CHANGED_HEADERS, CREATED_HEADERS, answer
 from gateway.keys import SETTINGS_KEY
 from gateway.listing import MAX_LIMIT, PageQuery, fetch_page
 from gateway.operations import operation
 from gateway.requests import (
+    etag,
     json_response,
-    optional_if_match,
     parse_query,
-    path_uuid,
     read_json,
-    require_if_match,
 )
 from gateway.schemas import CommandOut, CustomerOut, LongText, Name, ShortText
-from gateway.scopes import require_visible_customer
+from gateway.tabs import Tab, tab_customer
 from gateway.text import RequestModel
-from gateway.threads import run_sync
 from projections.pets import PetCriteria, pets_statement
 
 __all__ = ["CustomerWithPetsOut", "PetOut", "add_routes", "current_pets", "shows_pets"]
 
-STAFF: tuple[Role, ...] = ("admin", "staff", "service")
-EVERYONE: tuple[Role, ...] = (*STAFF, "customer")
 PhoneText = Annotated[str, Field(max_length=40)]
 
 
@@ -144,24 +139,15 @@ class PetsQuery(PageQuery):
     request=PetIn,
     responses={201: CommandOut},
     if_match="optional",
-    response_headers=("ETag", "X-Event-Position", "Location"),
+    response_headers=CREATED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
 async def add_pet(request: web.Request) -> web.Response:
-    customer_id = path_uuid(request)
-    expected = optional_if_match(request)
+    tab = Tab.of(request, if_match="optional")
     body = await read_json(request, PetIn)
-    receipt = await run_sync(
-        request,
-        service_of(request).add_pet,
-        customer_id,
-        body.model_dump(exclude_none=True),
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    location = f"/v1/customers/{customer_id}/pets/{receipt.aggregate_id}"
-    return answer(receipt, status=201, location=location)
+    receipt = await tab.run("add_pet", body.model_dump(exclude_none=True))
+    return tab.created(receipt, f"pets/{receipt.aggregate_id}")
 
 
 @operation(
@@ -170,24 +156,14 @@ async def add_pet(request: web.Request) -> web.Response:
     request=PetPatch,
     responses={200: CommandOut},
     if_match="required",
-    response_headers=("ETag", "X-Event-Position"),
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
 async def change_pet(request: web.Request) -> web.Response:
-    customer_id, pet_id = path_uuid(request), path_uuid(request, "pet_id")
-    expected = require_if_match(request)
+    tab = Tab.of(request, part="pet_id", if_match="required")
     body = await read_json(request, PetPatch)
-    receipt = await run_sync(
-        request,
-        service_of(request).change_pet,
-        customer_id,
-        pet_id,
-        body.model_dump(exclude_unset=True),
-        expected_version=expected,
-        idempotency=await idempotency_of(request),
-    )
-    return answer(receipt)
+    return answer(await tab.run("change_pet", body.model_dump(exclude_unset=True)))
 
 
 @operation(
@@ -195,20 +171,13 @@ async def change_pet(request: web.Request) -> web.Response:
     tag="pets",
     responses={200: CommandOut},
     if_match="required",
-    response_headers=("ETag", "X-Event-Position"),
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
 async def remove_pet(request: web.Request) -> web.Response:
-    customer_id, pet_id = path_uuid(request), path_uuid(request, "pet_id")
-    receipt = await run_sync(
-        request,
-        service_of(request).remove_pet,
-        customer_id,
-        pet_id,
-        expected_version=require_if_match(request),
-    )
-    return answer(receipt)
+    tab = Tab.of(request, part="pet_id", if_match="required")
+    return answer(await tab.run("remove_pet", idempotent=False))
 
 
 @operation(
@@ -219,10 +188,8 @@ async def remove_pet(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def get_pet(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
-    pet_id = path_uuid(request, "pet_id")
-    pet = await run_sync(request, service_of(request).get_pet, customer_id, pet_id)
-    return json_response(_pet_out(pet), headers={"ETag": f'"{pet.version}"'})
+    pet = await Tab.of(request, part="pet_id").get("get_pet")
+    return json_response(_pet_out(pet), headers={"ETag": etag(pet.version)})
 
 
 @operation(
@@ -234,7 +201,7 @@ async def get_pet(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def list_pets(request: web.Request) -> web.Response:
-    customer_id = require_visible_customer(request, path_uuid(request))
+    customer_id = tab_customer(request)
     query = parse_query(request, PetsQuery)
     rows, next_cursor = await fetch_page(
         request, "pets", pets_statement, PetCriteria(customer_id), query, key_column="added_at"

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import RuleViolationError
 from domain.tickets import Ticket
-from gateway.auth import Role, requires
-from gateway.commands import answer, idempotency_of, service_of
+from gateway.auth import EVERYONE, STAFF, requires
+from gateway.commands import CHANGED_HEADERS, CREATED_HEADERS, answer, idempotency_of, service_of
 from gateway.listing import PageQuery, fetch_page
 from gateway.operations import operation
 from gateway.requests import (
@@ -29,15 +29,14 @@ from gateway.requests import (
     require_if_match,
 )
 from gateway.schemas import CommandOut, LongText, Name, ShortText
-from gateway.scopes import customer_scope, listed_customer, require_visible_customer
+from gateway.scopes import customer_scope, listed_customer
+from gateway.tabs import tab_customer
 from gateway.text import RequestModel
 from gateway.threads import run_sync
 from projections.tickets import TicketCriteria, tickets_statement
 
 __all__ = ["add_routes"]
 
-STAFF: tuple[Role, ...] = ("admin", "staff", "service")
-EVERYONE: tuple[Role, ...] = (*STAFF, "customer")
 Status = Literal[
     "new", "diagnosing", "awaiting_parts", "in_repair", "ready_for_pickup", "closed", "cancelled"
 ]
@@ -177,7 +176,7 @@ class TicketsQuery(PageQuery):
     tag="tickets",
     request=TicketIn,
     responses={201: TicketOpenedOut},
-    response_headers=("ETag", "X-Event-Position", "Location"),
+    response_headers=CREATED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
@@ -202,7 +201,7 @@ async def open_ticket(request: web.Request) -> web.Response:
     request=StatusIn,
     responses={200: CommandOut},
     if_match="required",
-    response_headers=("ETag", "X-Event-Position"),
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*STAFF)
@@ -230,7 +229,7 @@ async def change_status(request: web.Request) -> web.Response:
     request=CommentIn,
     responses={201: CommandOut},
     if_match="optional",
-    response_headers=("ETag", "X-Event-Position"),
+    response_headers=CHANGED_HEADERS,
     errors=(409,),
 )
 @requires(*EVERYONE)
@@ -293,7 +292,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 )
 @requires(*EVERYONE)
 async def customer_tickets(request: web.Request) -> web.Response:
-    path_customer = require_visible_customer(request, path_uuid(request))
+    path_customer = tab_customer(request)
     query = parse_query(request, TicketsQuery)
     customer_id = listed_customer(request, query.customer_id, path_customer)
     return await _page(request, query, customer_id)
