@@ -41,8 +41,10 @@ class CardCommands(WritePath):
         `expected_version` is the wallet's (0 before its first card)."""
 
         def attempt() -> Change:
-            customer_of_part(self, customer_id)
             existing = self._wallet(customer_id)
+            # The customer after its wallet: a merge saved in between is seen as the
+            # tombstone it made, not as an emptied wallet.
+            customer_of_part(self, customer_id)
             wallet = existing or CardWallet.open(customer_id)
             _check_version(expected_version, existing.version if existing else 0)
             card_id = wallet.add_card(

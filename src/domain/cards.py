@@ -6,6 +6,12 @@ expiry. The cards of a customer are one wallet aggregate, its id derived from th
 customer's (`card_wallet_id`), so two cards added at once meet on one stream and the
 limit of two holds. Every event carries `customer_id`; token, last 4 digits and expiry
 are the customer's personal data (`domain.personal_data`), unreadable once erased.
+
+A merge of customers moves the merged one's cards to the survivor's wallet, each with its
+id, while the survivor has room under the limit (`CardMovedIn` there, `CardsMovedOut` on
+the merged wallet, which a merge always marks so that a card added there meanwhile meets
+it on one stream); the survivor's wallet remembers which merge brought each card, and
+undoing the merge moves those still there back (`domain.merge_accounts`).
 """
 
 from __future__ import annotations
@@ -57,12 +63,15 @@ class CardWallet(TracedAggregate):
     if TYPE_CHECKING:  # annotations at run time would make the library build a dataclass
         customer_id: UUID
         cards: dict[UUID, StoredCard]
+        brought: dict[UUID, tuple[UUID, UUID]]
+        """By card id: the merge that moved it here and the customer it came from (kept
+        when the card moves on, so undoing a later merge of this customer finds it again)."""
 
     class Opened(TracedAggregate.Created):
         customer_id: UUID
 
         def apply(self, wallet: CardWallet) -> None:
-            wallet.customer_id, wallet.cards = self.customer_id, {}
+            wallet.customer_id, wallet.cards, wallet.brought = self.customer_id, {}, {}
 
     class CardAdded(TracedAggregate.Event):
         customer_id: UUID
@@ -93,6 +102,53 @@ class CardWallet(TracedAggregate):
 
         def apply(self, wallet: CardWallet) -> None:
             wallet.cards.pop(self.card_id, None)
+
+    class CardMovedIn(TracedAggregate.Event):
+        """A card a merge moved here from another customer's wallet (`undone`: moved back
+        by its undoing), with its id and when and by whom it was first added."""
+
+        customer_id: UUID
+        card_id: UUID
+        provider: str
+        token: str
+        brand: str
+        last4: str
+        exp_month: int
+        exp_year: int
+        added_at: datetime
+        added_by: str
+        merge_id: UUID
+        from_customer_id: UUID
+        undone: bool
+
+        def apply(self, wallet: CardWallet) -> None:
+            wallet.cards[self.card_id] = StoredCard(
+                self.card_id,
+                self.provider,
+                self.token,
+                self.brand,
+                self.last4,
+                self.exp_month,
+                self.exp_year,
+                self.added_at,
+                self.added_by,
+            )
+            if not self.undone:
+                wallet.brought[self.card_id] = (self.merge_id, self.from_customer_id)
+
+    class CardsMovedOut(TracedAggregate.Event):
+        """The cards a merge (or its undoing) moved to `to_customer_id`'s wallet; none when
+        they did not fit or there were none: then only the merge's mark on the stream."""
+
+        customer_id: UUID
+        card_ids: list[UUID]
+        merge_id: UUID
+        to_customer_id: UUID
+        undone: bool
+
+        def apply(self, wallet: CardWallet) -> None:
+            for card_id in self.card_ids:
+                wallet.cards.pop(card_id, None)
 
     @classmethod
     def open(cls, customer_id: UUID) -> CardWallet:
@@ -155,3 +211,56 @@ class CardWallet(TracedAggregate):
         if card_id not in self.cards:
             raise NotFoundError("card", card_id)
         self.trigger_event(self.CardRemoved, customer_id=self.customer_id, card_id=card_id)
+
+    def move_out(
+        self, to: CardWallet, merge_id: UUID, *, undone: bool = False
+    ) -> tuple[list[UUID], dict[UUID, str]]:
+        """Move cards to the wallet `to`, oldest first, while it has room; a card `to` holds
+        already (same provider and token) stays. On undoing a merge: the cards that merge
+        brought from `to`'s customer. Returns the ids moved and, by id, why one stayed
+        (`survivor_has_it`, `no_room`)."""
+        stayed: dict[UUID, str] = {}
+        if undone:
+            cards = [
+                c
+                for c in self.cards.values()
+                if self.brought.get(c.card_id) == (merge_id, to.customer_id)
+            ]
+        else:
+            held = {(c.provider, c.token) for c in to.cards.values()}
+            room = max(MAX_CARDS - len(to.cards), 0)
+            cards = []
+            for card in sorted(self.cards.values(), key=lambda c: c.added_at):
+                if (card.provider, card.token) in held:
+                    stayed[card.card_id] = "survivor_has_it"
+                elif len(cards) < room:
+                    cards.append(card)
+                else:
+                    stayed[card.card_id] = "no_room"
+        if cards or not undone:
+            self.trigger_event(
+                self.CardsMovedOut,
+                customer_id=self.customer_id,
+                card_ids=[c.card_id for c in cards],
+                merge_id=merge_id,
+                to_customer_id=to.customer_id,
+                undone=undone,
+            )
+        for card in cards:
+            to.trigger_event(
+                to.CardMovedIn,
+                customer_id=to.customer_id,
+                card_id=card.card_id,
+                provider=card.provider,
+                token=card.token,
+                brand=card.brand,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                added_at=card.added_at,
+                added_by=card.added_by,
+                merge_id=merge_id,
+                from_customer_id=self.customer_id,
+                undone=undone,
+            )
+        return [c.card_id for c in cards], stayed

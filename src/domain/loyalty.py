@@ -6,6 +6,12 @@ the customer's (`loyalty_ledger_id`), so two desks taking points at once write t
 stream and the event store lets one of them go first: the second is decided again on the
 new balance, and a debit the balance cannot cover is refused naming the balance. Every
 event carries `customer_id`; an entry's reason is the customer's personal data.
+
+A merge of customers moves the merged one's balance onto the survivor as one entry on each
+ledger naming the merge (`PointsMoved`: the merged ledger goes to 0, the survivor's gains
+it), so each ledger's entries still add up to its balance; the survivor's ledger remembers
+what each merge brought, and undoing the merge takes exactly that back, or is refused when
+the survivor's balance no longer covers it (`domain.merge_accounts`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ __all__ = [
     "InsufficientPointsError",
     "LoyaltyEntry",
     "LoyaltyLedger",
+    "PointsSpentSinceMergeError",
     "loyalty_ledger_id",
 ]
 
@@ -42,6 +49,18 @@ class InsufficientPointsError(ConflictError):
 
     def __init__(self, balance: int, taken: int) -> None:
         super().__init__(f"balance is {balance}, cannot take {taken}", field="points")
+        self.balance = balance
+
+
+class PointsSpentSinceMergeError(ConflictError):
+    """An unmerge that would take back more points than the survivor has left."""
+
+    def __init__(self, balance: int, brought: int, merged_id: UUID) -> None:
+        super().__init__(
+            f"balance is {balance}, cannot take back the {brought} points the merge brought "
+            f"from customer {merged_id}: award the {brought - balance} spent since, then undo",
+            field="loyalty",
+        )
         self.balance = balance
 
 
@@ -65,12 +84,16 @@ class LoyaltyLedger(TracedAggregate):
         balance: int
         entries: list[LoyaltyEntry]
         """Oldest first."""
+        brought: dict[tuple[UUID, UUID], int]
+        """By (merge id, merged customer id): the points that merge moved here, while it
+        stands."""
 
     class Opened(TracedAggregate.Created):
         customer_id: UUID
 
         def apply(self, ledger: LoyaltyLedger) -> None:
             ledger.customer_id, ledger.balance, ledger.entries = self.customer_id, 0, []
+            ledger.brought = {}
 
     class PointsRecorded(TracedAggregate.Event):
         customer_id: UUID
@@ -91,6 +114,40 @@ class LoyaltyLedger(TracedAggregate):
                     self.actor,
                 )
             )
+
+    class PointsMoved(TracedAggregate.Event):
+        """A merge moved the balance from one ledger to another (`undone`: its undoing moved
+        it back); one on each side, `points` negative on the giving one. Zero points (a
+        merged customer without any) is no entry, but still the merge's mark on the stream."""
+
+        customer_id: UUID
+        entry_id: UUID
+        points: int
+        reason: str
+        """Says which merge and which other customer: ids only, no personal data."""
+        balance: int
+        merge_id: UUID
+        other_customer_id: UUID
+        undone: bool
+
+        def apply(self, ledger: LoyaltyLedger) -> None:
+            ledger.balance = self.balance
+            if self.points:
+                ledger.entries.append(
+                    LoyaltyEntry(
+                        self.entry_id,
+                        self.points,
+                        self.reason,
+                        self.balance,
+                        self.timestamp,
+                        self.actor,
+                    )
+                )
+            key = (self.merge_id, self.other_customer_id)
+            if self.undone:
+                ledger.brought.pop(key, None)
+            elif self.points > 0:
+                ledger.brought[key] = self.points
 
     @classmethod
     def open(cls, customer_id: UUID) -> LoyaltyLedger:
@@ -116,3 +173,48 @@ class LoyaltyLedger(TracedAggregate):
             balance=self.balance + points,
         )
         return entry_id
+
+    def move_out(self, to_id: UUID, merge_id: UUID) -> int:
+        """A merge takes the whole balance to the survivor `to_id`; returns the points."""
+        points = self.balance
+        self._moved(-points, f"moved to customer {to_id} by merge {merge_id}", merge_id, to_id)
+        return points
+
+    def move_in(self, points: int, from_id: UUID, merge_id: UUID) -> None:
+        """The balance a merge brought from the merged customer `from_id`."""
+        if points:
+            self._moved(
+                points, f"moved from customer {from_id} by merge {merge_id}", merge_id, from_id
+            )
+
+    def give_back(self, merged_id: UUID, merge_id: UUID) -> int:
+        """Undoing a merge takes back exactly what it brought from `merged_id` (none: 0);
+        refused when the balance no longer covers it. Returns the points."""
+        points = self.brought.get((merge_id, merged_id), 0)
+        if points > self.balance:
+            raise PointsSpentSinceMergeError(self.balance, points, merged_id)
+        if points:
+            reason = f"given back to customer {merged_id}: merge {merge_id} undone"
+            self._moved(-points, reason, merge_id, merged_id, undone=True)
+        return points
+
+    def take_back(self, points: int, survivor_id: UUID, merge_id: UUID) -> None:
+        """The points given back by the survivor of a merge being undone."""
+        if points:
+            reason = f"given back by customer {survivor_id}: merge {merge_id} undone"
+            self._moved(points, reason, merge_id, survivor_id, undone=True)
+
+    def _moved(
+        self, points: int, reason: str, merge_id: UUID, other_id: UUID, *, undone: bool = False
+    ) -> None:
+        self.trigger_event(
+            self.PointsMoved,
+            customer_id=self.customer_id,
+            entry_id=uuid4(),
+            points=points,
+            reason=reason,
+            balance=self.balance + points,
+            merge_id=merge_id,
+            other_customer_id=other_id,
+            undone=undone,
+        )

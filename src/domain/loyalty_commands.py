@@ -33,8 +33,10 @@ class LoyaltyCommands(WritePath):
         """
 
         def attempt() -> Change:
-            customer_of_part(self, customer_id)
             existing = self._ledger(customer_id)
+            # The customer after its ledger: a merge saved in between (it moved the balance
+            # away) is seen as the tombstone it made, not as a balance of 0.
+            customer_of_part(self, customer_id)
             ledger = existing or LoyaltyLedger.open(customer_id)
             seen = existing.version if existing else 0
             if expected_version is not None and expected_version != seen:

@@ -4,7 +4,8 @@ A merge is ONE atomic save: the survivor's `Merged` events, each merged customer
 `MergedInto` tombstone, the transfer of their email, mobile phone and username
 reservations to the survivor, and the relinking of every record they own (`LINKED_KINDS`:
 appointments, tickets, pets, files, interactions, chat messages, satisfaction scores,
-packages, invoices, payments; `domain.relinking`). Its undoing is one save too. Every
+packages, invoices, payments; `domain.relinking`), and the move of their loyalty points
+and the cards that fit (`domain.merge_accounts`). Its undoing is one save too. Every
 customer named is checked against the version its caller saw, so two merges racing on one
 customer cannot both win: the event store takes the first save and the second, retried on
 fresh state, is refused (412 or 409).
@@ -43,6 +44,7 @@ from domain.files import CustomerFile
 from domain.interactions import Interaction
 from domain.invoices import Invoice
 from domain.key_ring import SEALED_PREFIX
+from domain.merge_accounts import AccountsMove
 from domain.packages import Package
 from domain.payments import Payment
 from domain.pets import Pet
@@ -119,6 +121,7 @@ class MergeCommands(CustomerCommands):
             moved = merging.merge(survivor, merged, merge_id, self._resealer(survivor.id))
             to_save: list[Aggregate] = [survivor, *merged]
             kept = self._kept_account(survivor.id)
+            accounts = AccountsMove(self.repository)
             for customer in merged:
                 transfers = self._transfers(customer, customer.id, survivor.id)
                 records = self._relinks(customer.id, survivor.id, merge_id, kept=kept)
@@ -127,7 +130,9 @@ class MergeCommands(CustomerCommands):
                 moved[customer.id]["closed_portal_accounts"] = [
                     r.id for r in records if isinstance(r, PortalAccount) and r.closed_by
                 ]
+                moved[customer.id].update(accounts.merge(survivor.id, customer.id, merge_id))
                 to_save += [*transfers, *records]
+            to_save += accounts.to_save()
             result = _merge_result(survivor, merge_id, merged_ids, moved)
             return Change(survivor.id, survivor.version, result, to_save)
 
@@ -167,6 +172,7 @@ class MergeCommands(CustomerCommands):
                 )
             to_save: list[Aggregate] = [survivor]
             moved_back: dict[UUID, dict[str, Any]] = {}
+            accounts = AccountsMove(self.repository)
             for merged_id in list(brought):
                 customer = self._customer(merged_id, None)
                 moved_back[merged_id] = merging.unmerge(survivor, customer)
@@ -177,7 +183,9 @@ class MergeCommands(CustomerCommands):
                 moved_back[merged_id]["reservations"] = sorted(r.field for r in transfers)
                 moved_back[merged_id].update(_by_kind(records, customer.id))
                 moved_back[merged_id]["closed_portal_accounts"] = [r.id for r in reopened]
+                moved_back[merged_id].update(accounts.unmerge(survivor.id, merged_id, merge_id))
                 to_save += [customer, *transfers, *records, *reopened]
+            to_save += accounts.to_save()
             result = {
                 "id": survivor.id,
                 "version": survivor.version,

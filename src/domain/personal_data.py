@@ -40,6 +40,7 @@ Personal, by event (fields of a value are named after a dot; `[]` is each item o
     LoyaltyLedger.PointsRecorded  reason
     CardWallet.CardAdded        token, last4, exp_month, exp_year (a provider's token ties a
                                 card, and so a person, to this customer)
+    CardWallet.CardMovedIn      the same, for a card a merge (or its undoing) moved in
 
 The subject (whose key) is the customer: a Customer event's own aggregate, else the
 event's `customer_id`. Not personal: ids, the customer number, staff ids, groups and
@@ -130,6 +131,9 @@ Spec = dict[str, tuple[str, ...] | Each | Whole]
 """Per event field: the personal fields of its value (a dataclass or a dict), or Each, or Whole."""
 
 
+_CARD: Spec = {"token": Whole(), "last4": Whole(), "exp_month": Whole(), "exp_year": Whole()}
+
+
 @functools.cache
 def personal_fields() -> dict[type[Any], Spec]:
     """Every event class with personal data, and where it is (imported late: the aggregates
@@ -189,12 +193,8 @@ def personal_fields() -> dict[type[Any], Spec]:
         SatisfactionScore.Given: {"comment": Whole()},
         CustomerFile.Uploaded: {"name": Whole("")},
         LoyaltyLedger.PointsRecorded: {"reason": Whole("")},
-        CardWallet.CardAdded: {
-            "token": Whole(),
-            "last4": Whole(),
-            "exp_month": Whole(),
-            "exp_year": Whole(),
-        },
+        CardWallet.CardAdded: _CARD,
+        CardWallet.CardMovedIn: _CARD,
         Invoice.Issued: {"lines": Each(("description",))},
         Payment.Recorded: {"reference": Whole()},
     }

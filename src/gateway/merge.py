@@ -14,7 +14,7 @@ merged customer back as it was at the merge.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from aiohttp import web
@@ -53,6 +53,15 @@ class UnmergeIn(BaseModel):
     merge_id: UUID
 
 
+class CardNotMoved(BaseModel):
+    """A card left on the merged customer's wallet (still listed and removable there)."""
+
+    card_id: UUID
+    reason: Literal["survivor_has_it", "no_room"]
+    """`survivor_has_it`: the survivor holds the same card (provider and token);
+    `no_room`: the survivor holds 2 cards, the most a customer has."""
+
+
 class MovedOut(BaseModel):
     """What moved with one customer: part ids, service ids of prices, field names."""
 
@@ -81,6 +90,16 @@ class MovedOut(BaseModel):
     """Each kind of the customer's own records that moved with it (on an unmerge: back),
     by id; each shows under its new customer in its tab, and is published as
     `crm.<kind>.relinked`."""
+    # Defaults: the answer to a keyed merge made before ledgers and wallets moved.
+    loyalty_points: int = 0
+    """The customer's whole balance, moved to the survivor as one entry on each ledger
+    naming the merge (on an unmerge: exactly that, taken back from the survivor);
+    published as `crm.loyalty_ledger.points_moved`."""
+    cards: list[UUID] = Field(default_factory=list)
+    """Stored cards moved to the survivor's wallet, with their ids (oldest first, while it
+    holds fewer than 2; on an unmerge: those still on the survivor, back)."""
+    cards_not_moved: list[CardNotMoved] = Field(default_factory=list)
+    """Cards that stayed on the merged customer's wallet, and why: none is dropped."""
 
 
 class MergeOut(BaseModel):
@@ -121,7 +140,10 @@ class MergedAwayOut(BaseModel):
         "customer owns (appointments, tickets, pets, files, interactions, chat messages, "
         "satisfaction scores, packages, invoices, payments) and the email, mobile phone and "
         "username move to the survivor; the merged customers become tombstones (GET: 308 to "
-        "the survivor; a new record for one: 409 naming the survivor)."
+        "the survivor; a new record for one: 409 naming the survivor). Loyalty points: the "
+        "merged balance is added to the survivor's, one entry naming the merge on each "
+        "ledger. Stored cards move while the survivor holds fewer than 2; one the survivor "
+        "has already or without room stays on the merged customer (`cards_not_moved`)."
     ),
     request=MergeIn,
     responses={200: MergeOut},
@@ -161,7 +183,10 @@ async def merge_customers(request: web.Request) -> web.Response:
     tag="customers",
     description=(
         "What came with each merged customer leaves the survivor (parts by id, prices and "
-        "filled fields that still hold the merged values); what the survivor got since stays."
+        "filled fields that still hold the merged values, the cards it brought that are still "
+        "there, exactly the loyalty points it brought); what the survivor got since stays. "
+        "409 naming `loyalty` when the survivor's balance no longer covers the points the "
+        "merge brought (spent since): award them back first."
     ),
     request=UnmergeIn,
     responses={200: UnmergeOut},

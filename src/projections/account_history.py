@@ -8,7 +8,9 @@ Field names (the `field` of a change):
     packages[<package_id>].name, .service_id, .sessions, .sessions_left, .expires_at,
         .price, .deactivated
 
-A removed card clears its fields. Opening a ledger or a wallet changes nothing shown.
+A removed card clears its fields. Opening a ledger or a wallet changes nothing shown. A
+merge (or its undoing) shows as the entry it made on each side (`PointsMoved`; none for no
+points), and as the cards it moved: set on the customer they went to, cleared on the other.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ RECORDERS = Recorders(personal=("loyalty[*].reason", "cards[*].last4", "cards[*]
 """What each loyalty, card and package event sets in the customer's history."""
 
 
+@RECORDERS(LoyaltyLedger.PointsMoved)
 @RECORDERS(LoyaltyLedger.PointsRecorded)
 def _points(event: LoyaltyLedger.PointsRecorded, before: Fields) -> Fields:
+    if not event.points:
+        return {"loyalty.balance": event.balance}
     prefix = f"loyalty[{event.entry_id}]."
     return {
         f"{prefix}points": event.points,
@@ -34,6 +39,7 @@ def _points(event: LoyaltyLedger.PointsRecorded, before: Fields) -> Fields:
     }
 
 
+@RECORDERS(CardWallet.CardMovedIn)
 @RECORDERS(CardWallet.CardAdded)
 def _card_added(event: CardWallet.CardAdded, before: Fields) -> Fields:
     prefix = f"cards[{event.card_id}]."
@@ -53,6 +59,14 @@ def _card_added(event: CardWallet.CardAdded, before: Fields) -> Fields:
 @RECORDERS(CardWallet.CardRemoved)
 def _card_removed(event: CardWallet.CardRemoved, before: Fields) -> Fields:
     return removed_fields(before, f"cards[{event.card_id}].")
+
+
+@RECORDERS(CardWallet.CardsMovedOut)
+def _cards_moved_out(event: CardWallet.CardsMovedOut, before: Fields) -> Fields:
+    cleared: Fields = {}
+    for card_id in event.card_ids:
+        cleared.update(removed_fields(before, f"cards[{card_id}]."))
+    return cleared
 
 
 @RECORDERS(Package.Bought)

@@ -76,9 +76,12 @@ _EVENTS = frozenset(
         Customer.Erased,
         LoyaltyLedger.Opened,
         LoyaltyLedger.PointsRecorded,
+        LoyaltyLedger.PointsMoved,
         CardWallet.Opened,
         CardWallet.CardAdded,
         CardWallet.CardRemoved,
+        CardWallet.CardMovedIn,
+        CardWallet.CardsMovedOut,
         Package.Bought,
         Package.SessionUsed,
         Package.Deactivated,
@@ -114,7 +117,7 @@ class AccountsModel(ReadModel):
                     " ON CONFLICT (customer_id) DO NOTHING",
                     values,
                 )
-            case LoyaltyLedger.PointsRecorded():
+            case LoyaltyLedger.PointsRecorded() | LoyaltyLedger.PointsMoved():
                 self._points(cursor, event, values)
             case CardWallet.Opened():
                 self._execute(
@@ -123,8 +126,15 @@ class AccountsModel(ReadModel):
                     " VALUES (%(customer_id)s, %(version)s) ON CONFLICT (customer_id) DO NOTHING",
                     values,
                 )
-            case CardWallet.CardAdded():
+            case CardWallet.CardAdded() | CardWallet.CardMovedIn():
                 self._card_added(cursor, event, values)
+            case CardWallet.CardsMovedOut():  # a merge (or its undoing): see CardMovedIn
+                self._execute(
+                    cursor,
+                    "DELETE FROM {cards} WHERE id = ANY(%(ids)s) AND customer_id = %(customer_id)s",
+                    {**values, "ids": event.card_ids},
+                )
+                self._wallet_version(cursor, values)
             case CardWallet.CardRemoved():
                 self._execute(
                     cursor, "DELETE FROM {cards} WHERE id = %(id)s", {"id": event.card_id}
@@ -188,6 +198,9 @@ class AccountsModel(ReadModel):
         self._execute(cursor, "DELETE FROM {cards} WHERE customer_id = %(customer_id)s", values)
 
     def _points(self, cursor: Cursor[Any], event: Any, values: dict[str, Any]) -> None:
+        if not event.points:  # a merge's mark on a ledger without points: no entry
+            self._balance(cursor, {**values, "balance": event.balance})
+            return
         values = {
             **values,
             "id": event.entry_id,
@@ -206,6 +219,9 @@ class AccountsModel(ReadModel):
             " %(balance)s, %(at)s, %(actor)s, %(version)s ON CONFLICT (id) DO NOTHING",
             values,
         )
+        self._balance(cursor, values)
+
+    def _balance(self, cursor: Cursor[Any], values: dict[str, Any]) -> None:
         self._execute(
             cursor,
             "INSERT INTO {loyalty_balances} AS b (customer_id, balance, version, updated_at)"
@@ -217,6 +233,9 @@ class AccountsModel(ReadModel):
         )
 
     def _card_added(self, cursor: Cursor[Any], event: Any, values: dict[str, Any]) -> None:
+        moved = isinstance(event, CardWallet.CardMovedIn)
+        if moved:  # keeps its id, first added_at and added_by: its row changes customer
+            values = {**values, "at": event.added_at}
         if event.token is not None:  # None: read after the erasure, nothing to show
             self._execute(
                 cursor,
@@ -225,7 +244,8 @@ class AccountsModel(ReadModel):
                 " SELECT %(id)s, %(customer_id)s, %(provider)s, %(token)s, %(brand)s,"
                 " %(last4)s, %(exp_month)s, %(exp_year)s, %(at)s, %(actor)s"
                 " WHERE NOT EXISTS (SELECT 1 FROM {erased_customers}"
-                " WHERE customer_id = %(customer_id)s) ON CONFLICT (id) DO NOTHING",
+                " WHERE customer_id = %(customer_id)s) ON CONFLICT (id) DO "
+                + ("UPDATE SET customer_id = EXCLUDED.customer_id" if moved else "NOTHING"),
                 {
                     **values,
                     "id": event.card_id,
@@ -235,7 +255,7 @@ class AccountsModel(ReadModel):
                     "last4": event.last4,
                     "exp_month": event.exp_month,
                     "exp_year": event.exp_year,
-                    "actor": event.actor,
+                    "actor": event.added_by if moved else event.actor,
                 },
             )
         self._wallet_version(cursor, values)

@@ -8,7 +8,11 @@ merged customer back exactly as it was at the merge (compared field by field, an
 records it owned); a survivor nobody touched since the merge comes back exactly as it was
 before it; the survivor keeps its own records and none of the merged one's; no record ever
 points at a tombstone; every email, mobile phone and username is held by the customer whose
-record (or whose merged customers' records) has it.
+record (or whose merged customers' records) has it. Loyalty points and stored cards: every
+ledger's entries add up to its balance, a tombstone has no points, no point and no card is
+ever lost or made by a merge or unmerge, a customer holds at most 2 cards, and an unmerge
+gives the merged customer back its balance and its cards (or is refused naming `loyalty`
+when the survivor spent the points since).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -30,8 +35,10 @@ from hypothesis.stateful import (
 )
 from tests.unit.domain.records import KINDS, new_record
 
+from domain.cards import MAX_CARDS, CardWallet, card_wallet_id
 from domain.customers import Customer
 from domain.errors import ConflictError, MergedCustomerError
+from domain.loyalty import LoyaltyLedger, PointsSpentSinceMergeError, loyalty_ledger_id
 from domain.merge_commands import LINKED_KINDS, held_values
 from domain.portal import PortalAccount
 from domain.relinking import Relinkable
@@ -73,6 +80,11 @@ class MergeMachine(RuleBasedStateMachine):
         self.records: list[UUID] = []
         self.standing: dict[UUID, dict[str, Any]] = {}
         """By merge id: survivor, merged ids, their snapshots, the survivor's before."""
+        self.customer_ids: set[UUID] = set()
+        self.points = 0
+        """Every point awarded less every point spent: what all ledgers hold together."""
+        self.cards: set[UUID] = set()
+        """Every card added and not removed: what all wallets hold together."""
 
     def _get(self, customer_id: UUID) -> Customer:
         return self.service.get_customer(customer_id)
@@ -104,7 +116,61 @@ class MergeMachine(RuleBasedStateMachine):
         if mobile:
             fields["mobile_phone"] = f"+1415{200 + n % 700:03d}{n % 10000:04d}"
         fields = {k: v for k, v in fields.items() if v is not None}
-        return self.service.register_customer(fields).aggregate_id
+        customer_id = self.service.register_customer(fields).aggregate_id
+        self.customer_ids.add(customer_id)
+        return customer_id
+
+    def _ledger(self, customer_id: UUID) -> LoyaltyLedger | None:
+        try:
+            ledger: LoyaltyLedger = self.service.repository.get(loyalty_ledger_id(customer_id))
+        except AggregateNotFoundError:
+            return None
+        return ledger
+
+    def _wallet(self, customer_id: UUID) -> CardWallet | None:
+        try:
+            wallet: CardWallet = self.service.repository.get(card_wallet_id(customer_id))
+        except AggregateNotFoundError:
+            return None
+        return wallet
+
+    def _balance(self, customer_id: UUID) -> int:
+        ledger = self._ledger(customer_id)
+        return ledger.balance if ledger else 0
+
+    def _card_ids(self, customer_id: UUID) -> set[UUID]:
+        wallet = self._wallet(customer_id)
+        return set(wallet.cards) if wallet else set()
+
+    @rule(customer=customers, points=st.integers(-60, 80).filter(bool))
+    def record_points(self, customer: UUID, points: int) -> None:
+        if self._live(customer) and self._balance(customer) + points >= 0:
+            self.service.record_loyalty_points(customer, points, "visit")
+            self.points += points
+
+    @rule(customer=customers, token=st.sampled_from(["pm_a", "pm_b", "pm_c"]))
+    def add_card(self, customer: UUID, token: str) -> None:
+        wallet = self._wallet(customer)
+        tokens = {c.token for c in wallet.cards.values()} if wallet else set()
+        if self._live(customer) and len(tokens) < MAX_CARDS and token not in tokens:
+            receipt = self.service.add_card(
+                customer,
+                provider="stripe",
+                token=token,
+                brand="visa",
+                last4="4242",
+                exp_month=12,
+                exp_year=2040,
+            )
+            self.cards.add(receipt.result["card_id"])
+
+    @rule(customer=customers)
+    def remove_a_card(self, customer: UUID) -> None:
+        wallet = self._wallet(customer)
+        if wallet and wallet.cards:
+            card_id = next(iter(wallet.cards))
+            self.service.remove_card(customer, card_id, expected_version=wallet.version)
+            self.cards.discard(card_id)
 
     @rule(customer=customers, kind=st.sampled_from(["note", "contact", "address", "system"]))
     def add_part(self, customer: UUID, kind: str) -> None:
@@ -189,6 +255,8 @@ class MergeMachine(RuleBasedStateMachine):
             return
         before = {i: snapshot(self._get(i)) for i in everyone}
         owned = {i: self._owned(i) for i in everyone}
+        balances = {i: self._balance(i) for i in everyone}
+        cards = {i: self._card_ids(i) for i in everyone}
         versions = {i: self._get(i).version for i in everyone}
         receipt = self.service.merge_customers(survivor, merged, expected_versions=versions)
         result = receipt.result
@@ -210,6 +278,13 @@ class MergeMachine(RuleBasedStateMachine):
             assert set(answer["closed_portal_accounts"]) == owned[i] & closed
             if answer["closed_portal_accounts"]:
                 event("a merged portal account closed")
+            assert answer["loyalty_points"] == balances[i]
+            not_moved = {c["card_id"] for c in answer["cards_not_moved"]}
+            assert set(answer["cards"]) | not_moved == cards[i]
+            assert self._card_ids(i) == not_moved
+            if not_moved:
+                event("cards stayed on the merged customer")
+        assert self._balance(survivor) == sum(balances.values())
         event(f"merged {len(merged)}")
         self.standing[result["merge_id"]] = {
             "survivor": survivor,
@@ -217,6 +292,9 @@ class MergeMachine(RuleBasedStateMachine):
             "before": before,
             "owned": owned,
             "survivor_version": receipt.version,
+            "balances": balances,
+            "cards": cards,
+            "answer": result["moved"],
         }
 
     @precondition(lambda self: bool(self.standing))
@@ -239,9 +317,21 @@ class MergeMachine(RuleBasedStateMachine):
             event("unmerge refused: the survivor was merged on")
             return
         untouched = survivor.version == merge["survivor_version"]
+        brought = sum(merge["answer"][str(i)]["loyalty_points"] for i in merge["merged"])
+        try:
+            self.service.unmerge_customers(survivor.id, merge_id, expected_version=survivor.version)
+        except PointsSpentSinceMergeError as refused:
+            assert refused.field == "loyalty" and self._balance(survivor.id) < brought
+            event("unmerge refused: the merged points were spent")
+            return
         event(f"unmerged, survivor {'untouched' if untouched else 'changed since'}")
-        self.service.unmerge_customers(survivor.id, merge_id, expected_version=survivor.version)
         del self.standing[merge_id]
+        for merged_id in merge["merged"]:
+            moved = merge["answer"][str(merged_id)]
+            assert self._balance(merged_id) == merge["balances"][merged_id]
+            # Its cards back, but one removed since (from the survivor, or left behind).
+            assert self._card_ids(merged_id) == merge["cards"][merged_id] & self.cards
+            assert not self._card_ids(survivor.id) & set(moved["cards"])
         for merged_id in merge["merged"]:
             assert snapshot(self._get(merged_id)) == merge["before"][merged_id]
             assert self._owned(merged_id) == merge["owned"][merged_id]
@@ -269,6 +359,18 @@ class MergeMachine(RuleBasedStateMachine):
             raise AssertionError("a tombstone took a note")
 
     # ---- what always holds ---------------------------------------------------------------
+
+    @invariant()
+    def no_point_or_card_is_lost_or_made_and_ledgers_add_up(self) -> None:
+        ledgers = [x for i in self.customer_ids if (x := self._ledger(i)) is not None]
+        for ledger in ledgers:
+            assert sum(e.points for e in ledger.entries) == ledger.balance >= 0
+            if self._get(ledger.customer_id).merged_into is not None:
+                assert ledger.balance == 0
+        assert sum(ledger.balance for ledger in ledgers) == self.points
+        held = [c for i in self.customer_ids for c in self._card_ids(i)]
+        assert sorted(held) == sorted(self.cards)  # each card on one wallet, none lost
+        assert all(len(self._card_ids(i)) <= MAX_CARDS for i in self.customer_ids)
 
     @invariant()
     def no_record_is_orphaned(self) -> None:
