@@ -28,9 +28,9 @@ RECORDERS = Recorders(personal=("loyalty[*].reason", "cards[*].last4", "cards[*]
 
 @RECORDERS(LoyaltyLedger.PointsMoved)
 @RECORDERS(LoyaltyLedger.PointsRecorded)
-def _points(event: LoyaltyLedger.PointsRecorded, before: Fields) -> Fields:
-    if not event.points:
-        return {"loyalty.balance": event.balance}
+def _points(event: LoyaltyLedger.PointsRecorded, before: Fields) -> Fields | None:
+    if not event.points:  # a merge's mark on a ledger without points
+        return None
     prefix = f"loyalty[{event.entry_id}]."
     return {
         f"{prefix}points": event.points,
@@ -62,7 +62,9 @@ def _card_removed(event: CardWallet.CardRemoved, before: Fields) -> Fields:
 
 
 @RECORDERS(CardWallet.CardsMovedOut)
-def _cards_moved_out(event: CardWallet.CardsMovedOut, before: Fields) -> Fields:
+def _cards_moved_out(event: CardWallet.CardsMovedOut, before: Fields) -> Fields | None:
+    if not event.card_ids:  # a merge's mark on a wallet it took nothing from
+        return None
     cleared: Fields = {}
     for card_id in event.card_ids:
         cleared.update(removed_fields(before, f"cards[{card_id}]."))

@@ -40,7 +40,8 @@ MASK = "***"
 Fields = dict[str, Any]
 """A customer's fields by history name; an absent name is null."""
 
-Recorder = Callable[[Any, Fields], Fields]
+Recorder = Callable[[Any, Fields], Fields | None]
+"""None: the event is no row of the history (a merge's mark that moved nothing)."""
 R = TypeVar("R", bound=Recorder)
 
 _PLAIN = frozenset({str, bool, int})
