@@ -5,11 +5,13 @@ named in `from` into the one in the path (the survivor). A merge changes every c
 it names, so each is checked against the version its caller saw: the survivor's in
 `If-Match` (as for every state transition: 428 without it), each merged customer's in
 `versions` (428 naming `versions.<id>` when one is missing; 412 when one is stale). The
-answer lists what moved from whom. A merged customer's GET answers 308 to the survivor;
-every change to it answers 409 naming the survivor.
+answer lists what moved from whom, loyalty points and stored cards included (and the cards
+that stayed on the merged customer, with why: `cards_not_moved`). A merged customer's GET
+answers 308 to the survivor; every change to it answers 409 naming the survivor.
 
 `POST /v1/customers/{id}/unmerge {merge_id}` with the survivor's `If-Match` gives each
-merged customer back as it was at the merge.
+merged customer back as it was at the merge; 409 naming `loyalty` when the survivor has
+spent the points the merge brought (`domain.merge_accounts` has the rules).
 """
 
 from __future__ import annotations
