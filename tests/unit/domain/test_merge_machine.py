@@ -148,6 +148,16 @@ class MergeMachine(RuleBasedStateMachine):
             self.service.record_loyalty_points(customer, points, "visit")
             self.points += points
 
+    @precondition(lambda self: bool(self.standing))
+    @rule(data=st.data())
+    def a_survivor_spends_everything(self, data: st.DataObject) -> None:
+        """So that an unmerge meets points spent since its merge."""
+        survivor = self.standing[data.draw(st.sampled_from(list(self.standing)))]["survivor"]
+        balance = self._balance(survivor)
+        if self._live(survivor) and balance:
+            self.service.record_loyalty_points(survivor, -balance, "redeemed all")
+            self.points -= balance
+
     @rule(customer=customers, token=st.sampled_from(["pm_a", "pm_b", "pm_c"]))
     def add_card(self, customer: UUID, token: str) -> None:
         wallet = self._wallet(customer)
