@@ -446,13 +446,23 @@ def _word_start_tiers(
     with the last (the phrase itself is then checked on the row); a row of q's whole
     words, rank 3, comes before the others, rank 2. Each tier's entries are sorted newest
     first before any row is read, so a page reads its own rows only (left to itself, the
-    planner looks up every customer, then sorts)."""
+    planner looks up every customer, then sorts).
+
+    Such a row has a word that starts with the last word and is longer: q is a word start
+    of the row and not whole words of it, so a character other than a space follows q's
+    last word there. So the last word's own entries are left out (`p.word <> last`, on
+    the index before any join): for a full name, the surname's hundred-odd entries were
+    each a probe of the first name's key or a walk of all its entries, to find customers
+    the tier then left out; when no word continues the surname, no entry is left."""
     *whole, last = words
     params["prefix"] = f"{_like_escaped(last)}%"
+    params["last"] = last
+    longer = "p.word LIKE %(prefix)s AND p.word <> %(last)s"
     if not whole:
         entries = sql.SQL(
-            "(SELECT DISTINCT p.registered_at, p.id FROM {} p WHERE p.word LIKE %(prefix)s"
-            " ORDER BY p.registered_at DESC, p.id DESC) w"
+            "(SELECT DISTINCT p.registered_at, p.id FROM {} p WHERE "
+            + longer
+            + " ORDER BY p.registered_at DESC, p.id DESC) w"
         ).format(customer_words)
         # (above holds the whole word already: its own tier came first)
         return [Tier(_first(sql.SQL("true"), above), entries=entries, rank=WORD_START_RANK)], None
@@ -469,7 +479,6 @@ def _word_start_tiers(
             )
         )
         others.append(sql.SQL("w{}.word = %(whole{})s").format(k, k))
-    params["last"] = last
 
     def having(last_word: str) -> sql.Composable:
         return sql.SQL(
@@ -486,7 +495,7 @@ def _word_start_tiers(
         ),
         Tier(
             _first(sql.SQL(TEXT + " LIKE %(word_start)s"), [*above, whole_words]),
-            entries=sql.SQL("({}) w").format(having("p.word LIKE %(prefix)s")),
+            entries=sql.SQL("({}) w").format(having(longer)),
             rank=WORD_START_RANK,
         ),
     ]
