@@ -14,7 +14,7 @@ reader waiting for one of those positions is not kept waiting.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError
@@ -25,9 +25,26 @@ from psycopg.rows import tuple_row
 from domain.service import CustomerService
 from projections.base import Batch
 
-__all__ = ["LogReader"]
+__all__ = ["LogReader", "Row", "log_page_statement"]
 
 _NO_STOP = 2**63 - 1
+
+Row = tuple[int, str, bool, Any, Any, Any]
+"""A stored record as read: position, topic, whether its topic was ignored (then the
+originator's id, version and state are None), originator id, version, state."""
+
+
+def log_page_statement(recorder: Any) -> sql.Composed:
+    """The page of records after a position, up to a stop, with no state for the topics
+    given (parameters: ignored topics, after, stop, limit)."""
+    return sql.SQL(
+        "SELECT notification_id, topic, ignored, CASE WHEN ignored THEN NULL ELSE"
+        " originator_id END, CASE WHEN ignored THEN NULL ELSE originator_version END,"
+        " CASE WHEN ignored THEN NULL ELSE state END"
+        " FROM (SELECT *, topic = ANY(%s::text[]) AS ignored FROM {}.{}"
+        " WHERE notification_id > %s AND notification_id <= %s"
+        " ORDER BY notification_id LIMIT %s) AS page"
+    ).format(sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name))
 
 
 class LogReader:
@@ -42,16 +59,7 @@ class LogReader:
         self._ignored: list[str] = []
         """Topics the model ignores: only their positions are sent (a row's id and
         state would be loaded for nothing: UUIDs are made in Python)."""
-        self._statement = sql.SQL(
-            "SELECT notification_id, topic, ignored, CASE WHEN ignored THEN NULL ELSE"
-            " originator_id END, CASE WHEN ignored THEN NULL ELSE originator_version END,"
-            " CASE WHEN ignored THEN NULL ELSE state END"
-            " FROM (SELECT *, topic = ANY(%s::text[]) AS ignored FROM {}.{}"
-            " WHERE notification_id > %s AND notification_id <= %s"
-            " ORDER BY notification_id LIMIT %s) AS page"
-        ).format(
-            sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name)
-        )
+        self._statement = log_page_statement(recorder)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def read(self, after: int, limit: int, stop: int | None = None) -> tuple[int, Batch] | None:
@@ -69,15 +77,26 @@ class LogReader:
             rows = cursor.fetchall()
         if not rows:
             return None
+        batch = self.decode(rows)
+        assert batch is not None  # this read sent the state of every topic not ignored
+        return rows[-1][0], batch
+
+    def ignored_topics(self) -> tuple[str, ...]:
+        """The topics this model is known to ignore (it wants no state of them)."""
+        return tuple(self._ignored)
+
+    def decode(self, rows: Sequence[Row]) -> Batch | None:
+        """The wanted events of these records (read here or by a shared read of the log);
+        None if one it wants came without its state."""
         decided = self._decided
         wanted_rows = []
-        for position, topic, ignored, originator_id, version, state in rows:
-            if ignored:
-                continue
+        for position, topic, _, originator_id, version, state in rows:
             wanted = decided.get(topic)
             if wanted is None:
                 wanted = decided[topic] = self._decide(topic)
             if wanted:
+                if state is None:
+                    return None
                 wanted_rows.append(
                     Notification(
                         id=position,
@@ -88,7 +107,7 @@ class LogReader:
                     )
                 )
         # Decoded together: one look-up of the page's customers' data keys.
-        return rows[-1][0], self._decoded(wanted_rows) if wanted_rows else []
+        return self._decoded(wanted_rows) if wanted_rows else []
 
     def _decide(self, topic: str) -> bool:
         try:

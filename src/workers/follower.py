@@ -11,14 +11,16 @@ own. Standbys try for the lock every second and take over within seconds when th
 runner dies (its connection closes, the lock goes with it). New events wake the follower
 through LISTEN/NOTIFY, on one listening connection per process (`LogWakeups`): a follower
 that read to the end of the log waits for the next notification, and reads anyway after
-`poll_seconds`, which bounds what a lost notification costs.
+`poll_seconds`, which bounds what a lost notification costs. After a wake-up the
+followers of a process read the new records once, together (`LogTail`): each is served
+from that shared read when its position lies inside it, and reads the log itself when not.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -29,6 +31,7 @@ from prometheus_client import Gauge
 from domain.service import CustomerService
 from projections.base import Batch, PositionMovedError
 from projections.reading import LogReader
+from workers.log_tail import LogTail, notifications
 from workers.wakeups import LogWakeups
 
 __all__ = ["Follower", "LeaderLock", "SelectiveSink", "Sink", "leader_lock_key"]
@@ -127,8 +130,9 @@ class Follower:
     wakeups: LogWakeups | None = None
     """The process's shared listener (`run_followers` passes one); None: one of its own."""
     stop_event: threading.Event = field(default_factory=threading.Event)
-    on_batch: Callable[[int], None] | None = None
-    """Called with the new position after each batch (tests, progress bars)."""
+    tail: LogTail | None = None
+    """The process's shared read of the log's new records (`run_followers` passes one,
+    with `wakeups` its own); None: every read goes to the database."""
     save_skipped_after: float = 0.05
     """How long a read model may leave unsaved the position of events it does not want.
 
@@ -137,6 +141,11 @@ class Follower:
     per write. Such a position is saved with the model's next batch, or after this many
     seconds: a reader waiting for it (`min_position`) waits at most this much longer."""
     _lag_checked_at: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.tail is not None and self.tail.wakeups is not self.wakeups:
+            # The tail's freshness is judged by the generation the follower noted.
+            raise ValueError("a follower and its log tail must share one LogWakeups")
 
     def run(self) -> None:
         """Wait to lead, then follow until `stop()`; raises what the sink raises."""
@@ -170,6 +179,10 @@ class Follower:
         wakeups = self.wakeups
         wakeups.start()
         unsaved: _Unsaved | None = None
+        tail = self.tail
+        joined = None
+        if tail is not None:
+            joined = tail.join(reader.ignored_topics if reader is not None else tuple)
         try:
             last_check = time.monotonic()
             while not self.stop_event.is_set():
@@ -182,7 +195,7 @@ class Follower:
                     unsaved = None  # the saved position moved (a swap): go on from it
                 position = saved if unsaved is None else unsaved.through
                 try:
-                    found = self._step(position, reader)
+                    found = self._step(position, reader, seen)
                     if found is not None and reader is not None and not found[1]:
                         # Nothing this model wants: its position is saved later, with its
                         # next batch or once `save_skipped_after` has passed.
@@ -202,8 +215,6 @@ class Follower:
                 else:
                     read_to, batch = found
                     self._record_lag(read_to, batch[-1][1] if batch else None)
-                    if self.on_batch is not None and unsaved is None:
-                        self.on_batch(read_to)
                 # No batch, or fewer positions than a batch: the read reached the end of
                 # the log, so read again only when something new is notified (positions
                 # have gaps, so a wide span may still be the end: then one more read).
@@ -215,6 +226,8 @@ class Follower:
                         _log.warning("follower_lost_lock", follower=self.name)
                         return
         finally:
+            if tail is not None and joined is not None:
+                tail.leave(joined)
             if own:
                 wakeups.stop()
                 self.wakeups = None
@@ -238,27 +251,53 @@ class Follower:
     def _save(self, unsaved: _Unsaved) -> None:
         """Save the position of events the model did not want (no rows, the tracking only)."""
         cast(SelectiveSink, self.sink).process([], through=unsaved.through)
-        if self.on_batch is not None:
-            self.on_batch(unsaved.through)
 
-    def _step(self, position: int, reader: LogReader | None) -> tuple[int, Batch] | None:
+    def _step(self, position: int, reader: LogReader | None, seen: int) -> tuple[int, Batch] | None:
         """Hand the sink the batch after `position`: (the last position read, its events),
         or None when the log has nothing more. A read model is given only the events it
         wants and how far the log was read (`LogReader`), and nothing when it wants none
-        of them (the caller saves that position later); the relay is given every event."""
+        of them (the caller saves that position later); the relay is given every event.
+        Served from the process's shared read when it holds them (`seen`: the wake-ups'
+        generation noted before this read), else read from the database."""
+        found = self._served(position, reader, seen)
+        if found is None:
+            found = self._read(position, reader)
+        if found is None or found == (position, []):
+            return None
+        if reader is not None:
+            if found[1]:
+                cast(SelectiveSink, self.sink).process(found[1], through=found[0])
+        else:
+            self.sink.process(found[1])
+        return found
+
+    def _served(
+        self, position: int, reader: LogReader | None, seen: int
+    ) -> tuple[int, Batch] | None:
+        """The batch from the shared read; (position, []) at the end of the log; None
+        when it cannot serve this follower."""
+        if self.tail is None:
+            return None
+        rows = self.tail.read(position, self.batch_size, seen)
+        if rows is None:
+            return None
+        if not rows:
+            return position, []
+        if reader is not None:
+            batch = reader.decode(rows)
+        else:
+            stored = notifications(rows)
+            batch = None if stored is None else self.service.decoded(stored)
+        return None if batch is None else (rows[-1][0], batch)
+
+    def _read(self, position: int, reader: LogReader | None) -> tuple[int, Batch] | None:
         if reader is not None:
             found: tuple[int, Batch] | None = reader.read(position, self.batch_size)
-            if found is not None and found[1]:
-                cast(SelectiveSink, self.sink).process(found[1], through=found[0])
             return found
-        notifications = self.service.recorder.select_notifications(
+        stored = self.service.recorder.select_notifications(
             start=position, limit=self.batch_size, inclusive_of_start=False
         )
-        if not notifications:
-            return None
-        batch = self.service.decoded(notifications)
-        self.sink.process(batch)
-        return notifications[-1].id, batch
+        return (stored[-1].id, self.service.decoded(stored)) if stored else None
 
     def _record_lag(self, position: int, last_event: Any) -> None:
         # The head costs a query: ask at most every LAG_REFRESH_SECONDS, not per batch.

@@ -33,6 +33,7 @@ from domain.service import CustomerService
 from infrastructure.settings import ENV_PREFIX, Settings, SettingsError
 from projections.cloudevents import Outgoing, event_message
 from projections.notifications import Lookups, notification_messages
+from workers.follower import LAG_REFRESH_SECONDS
 from workers.jetstream import JetStreamPublisher
 from workers.relay_lookups import service_lookups
 from workers.stream_erasure import StreamErasure, customer_of
@@ -167,6 +168,8 @@ class Relay:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     erasure: StreamErasure | None = None
     """Deletes an erased customer's messages from the stream (`workers.stream_erasure`)."""
+    _backlog_checked_at: float = field(default=float("-inf"), init=False)
+    _head_seen: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         # The runner drops a failed sink and opens a new one without closing the old:
@@ -201,7 +204,12 @@ class Relay:
             self.positions.save(self.name, last, last_time, also=record)
             if erased:
                 erasure.purge_pending()
-        BACKLOG.labels(self.name).set(max(0, self.head() - last))
+        # The head costs a query: ask at most every LAG_REFRESH_SECONDS, not per batch;
+        # in between, the backlog behind the head last seen.
+        now = time.monotonic()
+        if now - self._backlog_checked_at >= LAG_REFRESH_SECONDS:
+            self._backlog_checked_at, self._head_seen = now, self.head()
+        BACKLOG.labels(self.name).set(max(0, self._head_seen - last))
         OLDEST_UNPUBLISHED.labels(self.name).set(0)
 
     def close(self) -> None:

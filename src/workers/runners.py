@@ -23,6 +23,7 @@ from projections.catalog import READ_MODELS, open_read_model
 from projections.duplicate_queries import attach_duplicate_lookup
 from workers.follower import Follower, Sink
 from workers.imports import ImportWorker
+from workers.log_tail import LogTail
 from workers.relay import check_relay_settings, open_relay
 from workers.wakeups import LogWakeups
 
@@ -86,10 +87,12 @@ def run_followers(
     sinks = _sinks()
     # One listening connection for the whole process, however many followers it runs.
     wakeups = LogWakeups(settings.database_url, service.recorder.channel_name)  # type: ignore[attr-defined]
+    # And one read of the new records per wake-up, however many followers want them.
+    tail = LogTail(service, wakeups)
     threads = [
         threading.Thread(
             target=_keep_running,
-            args=(name, sinks[name], settings, service, wakeups, stop),
+            args=(name, sinks[name], settings, service, tail, stop),
             name=name,
         )
         for name in names
@@ -122,7 +125,7 @@ def _keep_running(
     open_sink: SinkFactory,
     settings: Settings,
     service: CustomerService,
-    wakeups: LogWakeups,
+    tail: LogTail,
     stop: threading.Event,
 ) -> None:
     assert settings.database_url is not None
@@ -130,7 +133,13 @@ def _keep_running(
         try:
             sink = open_sink(settings, service)
             Follower(
-                name, service, sink, settings.database_url, wakeups=wakeups, stop_event=stop
+                name,
+                service,
+                sink,
+                settings.database_url,
+                wakeups=tail.wakeups,
+                tail=tail,
+                stop_event=stop,
             ).run()
         except PoisonEventError as error:
             _log.error("follower_stopped_on_poison", follower=name, error=str(error))
