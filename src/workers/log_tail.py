@@ -29,7 +29,8 @@ Why a record served from the window is the record a database read would return:
   here), and stream erasure deletes NATS messages, not events. So serving bytes read a
   second ago is the same as reading them again; the decoding, which does change with an
   erasure, happens when the follower is served, exactly as after its own read. Should
-  anything ever rewrite stored events, it must call `forget()` (or restart the workers).
+  anything ever rewrite or remove stored events under running workers (a restore of the
+  events table, say), it must call `forget()`, or the workers be restarted.
 - Fresh enough. A follower notes the wake-ups' generation before it reads and, after a
   read that reached the end of the log, waits for the generation to move on
   (`workers.wakeups`). The window notes the generation before each of its reads and
