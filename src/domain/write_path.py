@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import ConflictError, DomainError, NotFoundError, VersionMismatchError
@@ -241,6 +241,21 @@ class WritePath(Application[UUID]):
         """Save, with the keys at hand (a cache hit when the command prepared them)."""
         self._prepare_keys(events)
         return self.save(*events)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """`Application.save`; events already collected from their aggregates (every save
+        of a command) skip its test of each object against the library's runtime-checkable
+        `DomainEventProtocol` (on Python 3.11 some 10-50 us an object, four a
+        registration), and go on as the library's save does (eventsourcing 9.5.6, pinned)."""
+        if kwargs or not all(isinstance(obj, DomainEvent) for obj in objs):
+            return super().save(*objs, **kwargs)
+        processing_event: ProcessingEvent[Any] = ProcessingEvent()
+        processing_event.events.extend(objs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # deprecated, but the library still calls it
+        return recordings
 
     def _earlier_outcome(self, idempotency: Idempotency) -> Receipt | None:
         try:
