@@ -18,6 +18,9 @@ from tests.integration.test_search_model import (
 )
 
 from domain.service import CustomerService
+from infrastructure.eventstore import read_model_datastore
+from projections.rebuild import rebuild
+from projections.search import SearchModel
 from projections.search_query import TRGM_SCHEMA_QUERY
 from projections.search_words import deletions_of
 
@@ -208,6 +211,27 @@ def test_a_word_s_deletions_come_and_go_with_it(stack: Stack, open_model: OpenMo
     follow_to_head(stack, model)
     assert {word for _, word in deletions(model)} == {"quarvel"}
     assert deletions(model) == expected_deletions(model)
+
+
+def test_a_rebuild_makes_the_deletions_of_the_words_its_vocabulary_ends_with(
+    stack: Stack, open_model: OpenModel
+) -> None:
+    """A rebuilt model holds the same deletions as the live one, each exactly those of its
+    vocabulary: words that came and went, and letters beyond ASCII, too."""
+    settings, service = stack
+    register(service, "Σοφία", "Quorvel")
+    renamed = register(service, "Bob", "Quorvel")
+    erased = register(service, "Cleo", "Zamfirova")
+    service.change_profile(renamed, {"last_name": "Quarvel"}, expected_version=1)
+    service.erase_customer(erased, expected_version=1)
+    live = open_model()
+    follow_to_head(stack, live)
+    kept = deletions(live)
+    assert ("σοφα", "σοφια") in kept and ("quarel", "quarvel") in kept
+    rebuild(
+        service, lambda schema: SearchModel(read_model_datastore(settings, schema)), live.schema
+    )
+    assert deletions(live) == kept == expected_deletions(live)
 
 
 def counted(model: Any, word: str) -> int:
