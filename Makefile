@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # The benchmark (bench/, docs/PERFORMANCE.md): servers started as `make run` starts them.
-#   make bench        the full run, about 6 minutes: bench/results/latest.json and the doc's table
+#   make bench        the full run, 11-18 minutes here: bench/results/latest.json and the doc's table
 #   make bench-quick  a smoke run under 2 minutes: bench/results/quick.json
 .PHONY: bench bench-quick
 
