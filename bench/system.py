@@ -139,7 +139,7 @@ def start_system() -> Iterator[System]:
                     )
             finally:
                 # Only matters for a configured database: a local one is deleted whole.
-                _drop_schemas(urls.database_url, schema)
+                drop_schema(urls.database_url, schema)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -218,18 +218,6 @@ def _wait_until_healthy(
                 return
         time.sleep(0.1)
     raise TimeoutError(f"the gateway did not answer {url} in {_START_TIMEOUT} s")
-
-
-def _drop_schemas(database_url: str, schema: str) -> None:
-    """Drop the run's schema and the read models' schemas named after it (`<schema>_*`)."""
-    pattern = schema.replace("_", r"\_") + r"\_%"
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
-            (schema, pattern),
-        ).fetchall()
-    for (name,) in rows:
-        drop_schema(database_url, str(name))
 
 
 def _token(settings: Settings) -> str:

@@ -107,11 +107,18 @@ def ensure_schema(database_url: str, schema: str) -> None:
 
 
 def drop_schema(database_url: str, schema: str) -> None:
-    """Drop `schema` and everything in it (tests' throwaway schemas)."""
+    """Drop `schema` and its read models' schemas (`<schema>_<model>`, see
+    `projections.base.read_model_schema`), with everything in them: the throwaway schemas
+    of tests and benchmarks, which must not leave read models behind on a shared server."""
+    read_models = schema.replace("_", r"\_") + r"\_%"
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-        )
+        found = connection.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (read_models,)
+        ).fetchall()
+        for name in [schema, *(str(row[0]) for row in found)]:
+            connection.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+            )
 
 
 def check_postgres(database_url: str, timeout: float = 2.0) -> bool:

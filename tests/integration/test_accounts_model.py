@@ -45,7 +45,6 @@ def stack(make_settings: Any, database_url: str) -> Iterator[tuple[CustomerServi
     yield service, model
     model.datastore.close()
     service.close()
-    drop_schema(database_url, model.schema)
     drop_schema(database_url, settings.db_schema)
 
 

@@ -50,8 +50,6 @@ def store(make_settings: Any, database_url: str) -> Iterator[Store]:
     yield Store(service, settings)
     service.close()
     drop_schema(database_url, settings.db_schema)
-    for name in ("tickets", "history"):
-        drop_schema(database_url, f"{settings.db_schema}_{name}")
 
 
 def _ticket_with_a_v1_status_change(store: Store, at: datetime) -> tuple[UUID, UUID]:

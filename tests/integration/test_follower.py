@@ -62,7 +62,6 @@ def stack(make_settings: Any, database_url: str) -> Iterator[tuple[Settings, Cus
     from infrastructure.database import drop_schema
 
     drop_schema(database_url, settings.db_schema)
-    drop_schema(database_url, f"{settings.db_schema}_type_counts")
 
 
 def open_model(settings: Settings) -> TypeCounts:

@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -426,13 +425,7 @@ def fresh_world(
         yield world_settings, service
     finally:
         service.close()
-        with psycopg.connect(database_url, autocommit=True) as connection:
-            schemas = connection.execute(
-                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
-                (world_settings.db_schema,),
-            ).fetchall()
-        for (schema,) in schemas:
-            drop_schema(database_url, schema)
+        drop_schema(database_url, world_settings.db_schema)
 
 
 def test_a_rebuild_gives_the_tables_the_incremental_read_models_have(

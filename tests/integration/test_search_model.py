@@ -42,13 +42,7 @@ def stack(make_settings: Any, database_url: str) -> Iterator[Stack]:
     service = build_service(settings)
     yield settings, service
     service.close()
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        schemas = connection.execute(
-            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
-            (settings.db_schema,),
-        ).fetchall()
-    for (schema,) in schemas:
-        drop_schema(database_url, schema)
+    drop_schema(database_url, settings.db_schema)
 
 
 OpenModel = Callable[..., SearchModel]
