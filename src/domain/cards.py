@@ -57,6 +57,23 @@ class StoredCard:
     added_by: str
 
 
+def _stored(
+    event: CardWallet.CardAdded | CardWallet.CardMovedIn, added_at: datetime, added_by: str
+) -> StoredCard:
+    """The wallet's card for an event that put one in it, first added `added_at`."""
+    return StoredCard(
+        event.card_id,
+        event.provider,
+        event.token,
+        event.brand,
+        event.last4,
+        event.exp_month,
+        event.exp_year,
+        added_at,
+        added_by,
+    )
+
+
 class CardWallet(TracedAggregate):
     """A customer's stored cards."""
 
@@ -84,17 +101,7 @@ class CardWallet(TracedAggregate):
         exp_year: int
 
         def apply(self, wallet: CardWallet) -> None:
-            wallet.cards[self.card_id] = StoredCard(
-                self.card_id,
-                self.provider,
-                self.token,
-                self.brand,
-                self.last4,
-                self.exp_month,
-                self.exp_year,
-                self.timestamp,
-                self.actor,
-            )
+            wallet.cards[self.card_id] = _stored(self, self.timestamp, self.actor)
 
     class CardRemoved(TracedAggregate.Event):
         customer_id: UUID
@@ -122,17 +129,7 @@ class CardWallet(TracedAggregate):
         undone: bool
 
         def apply(self, wallet: CardWallet) -> None:
-            wallet.cards[self.card_id] = StoredCard(
-                self.card_id,
-                self.provider,
-                self.token,
-                self.brand,
-                self.last4,
-                self.exp_month,
-                self.exp_year,
-                self.added_at,
-                self.added_by,
-            )
+            wallet.cards[self.card_id] = _stored(self, self.added_at, self.added_by)
             if not self.undone:
                 wallet.brought[self.card_id] = (self.merge_id, self.from_customer_id)
 

@@ -76,6 +76,13 @@ class LoyaltyEntry:
     recorded_by: str
 
 
+def _entry(event: LoyaltyLedger.PointsRecorded | LoyaltyLedger.PointsMoved) -> LoyaltyEntry:
+    """The ledger's entry for an event that changed the balance."""
+    return LoyaltyEntry(
+        event.entry_id, event.points, event.reason, event.balance, event.timestamp, event.actor
+    )
+
+
 class LoyaltyLedger(TracedAggregate):
     """A customer's loyalty points: every entry, and the balance they add up to."""
 
@@ -104,16 +111,7 @@ class LoyaltyLedger(TracedAggregate):
 
         def apply(self, ledger: LoyaltyLedger) -> None:
             ledger.balance = self.balance
-            ledger.entries.append(
-                LoyaltyEntry(
-                    self.entry_id,
-                    self.points,
-                    self.reason,
-                    self.balance,
-                    self.timestamp,
-                    self.actor,
-                )
-            )
+            ledger.entries.append(_entry(self))
 
     class PointsMoved(TracedAggregate.Event):
         """A merge moved the balance from one ledger to another (`undone`: its undoing moved
@@ -133,16 +131,7 @@ class LoyaltyLedger(TracedAggregate):
         def apply(self, ledger: LoyaltyLedger) -> None:
             ledger.balance = self.balance
             if self.points:
-                ledger.entries.append(
-                    LoyaltyEntry(
-                        self.entry_id,
-                        self.points,
-                        self.reason,
-                        self.balance,
-                        self.timestamp,
-                        self.actor,
-                    )
-                )
+                ledger.entries.append(_entry(self))
             key = (self.merge_id, self.other_customer_id)
             if self.undone:
                 ledger.brought.pop(key, None)
